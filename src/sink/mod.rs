@@ -1,0 +1,56 @@
+//! Sinks: where decisions leave the process.
+//!
+//! * [`blocklist`] writes blocks into Redis, the contract API services
+//!   consult on every request (documented in `README.md`).
+//! * [`alert`] delivers a notice of every new block to webhooks and Slack,
+//!   asynchronously, so that a slow endpoint never delays detection.
+//!
+//! Both take a [`BlockRecord`]: the one JSON shape of a block, shared by the
+//! Redis value, the `events` channel and the generic webhook payload.
+
+pub mod alert;
+pub mod blocklist;
+
+use serde::Serialize;
+
+use crate::time::Timestamp;
+
+/// One block, as stored in Redis and sent to alert destinations.
+///
+/// Field names are part of the public contract: services and webhook
+/// receivers parse them. Add fields; never rename or remove one.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BlockRecord {
+    /// The blocked address (`203.0.113.7`, `2001:db8::1`) or prefix
+    /// (`2001:db8:1:2::/64`), exactly as it appears in the Redis key.
+    pub ip: String,
+    /// The id of the rule that decided the block.
+    pub rule: String,
+    /// Failures counted in the window when the block was decided.
+    pub count: u32,
+    pub window_secs: u64,
+    /// Event time of the oldest failure still in the window.
+    pub first_seen: Timestamp,
+    /// Event time of the failure that reached the threshold.
+    pub last_seen: Timestamp,
+    /// Wall-clock time the block was written.
+    pub blocked_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// The host that decided the block.
+    pub host: String,
+    /// A sentence for humans: "52 failures of rule sshd in 60s".
+    pub reason: String,
+}
+
+impl BlockRecord {
+    /// Seconds from `now` until the block expires, rounded up so that a
+    /// block is never shortened by rounding; zero if already expired.
+    pub fn ttl_secs(&self, now: Timestamp) -> u64 {
+        let ms = self.expires_at.as_millis() - now.as_millis();
+        if ms <= 0 {
+            0
+        } else {
+            (ms as u64).div_ceil(1000)
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Sources: where lines come from.
+
+pub mod checkpoint;
+pub mod fingerprint;
+pub mod tailer;
