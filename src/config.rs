@@ -1,1 +1,436 @@
-//! TODO
+//! Configuration: the TOML file parsed into raw structs, then validated
+//! into typed [`Config`] once.
+//!
+//! Every error names the file, the line and the key, so an operator can go
+//! straight to the mistake. Unknown keys are errors too: a misspelt
+//! `treshold` silently ignored is how a host ends up unprotected.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::ip::Allowlist;
+use crate::sink::alert::{AlertKind, AlertTarget};
+use crate::source::tailer::StartAt;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/authwatch/authwatch.toml";
+pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// A configuration or rule-file mistake, located.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: {key}: {message}", file.display())]
+    At {
+        file: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+/// 1-based line number of byte `offset` in `text`.
+pub(crate) fn line_at(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// Turns a TOML syntax or type error into a located [`ConfigError`].
+pub(crate) fn toml_error(file: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let line = e.span().map(|s| line_at(text, s.start)).unwrap_or(1);
+    // toml's message names the offending key when it knows it ("unknown
+    // field `treshold`, expected one of …"); keep it whole, on one line.
+    let message = e.message().replace('\n', " ");
+    let key = e
+        .span()
+        .and_then(|s| text.get(s.clone()))
+        .map(|k| k.trim().chars().take(60).collect::<String>())
+        .unwrap_or_default();
+    ConfigError::At {
+        file: file.to_owned(),
+        line,
+        key,
+        message,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    rules_dir: Option<Spanned<PathBuf>>,
+    state_dir: Option<Spanned<PathBuf>>,
+    allowlist: Option<Vec<Spanned<String>>>,
+    host: Option<Spanned<String>>,
+    max_line_bytes: Option<Spanned<i64>>,
+    redis: Option<RawRedis>,
+    #[serde(default)]
+    source: Vec<RawSource>,
+    #[serde(default)]
+    alert: Vec<RawAlert>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRedis {
+    url: Option<Spanned<String>>,
+    key_prefix: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    name: Spanned<String>,
+    path: Spanned<String>,
+    start_at: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlert {
+    kind: Spanned<String>,
+    url: Spanned<String>,
+    timeout: Option<Spanned<String>>,
+    attempts: Option<Spanned<i64>>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from, for messages.
+    pub file: PathBuf,
+    pub rules_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub allowlist: Allowlist,
+    /// This host's name, written into every block.
+    pub host: String,
+    pub max_line_bytes: usize,
+    pub redis: RedisConfig,
+    pub sources: Vec<SourceConfig>,
+    pub alerts: Vec<AlertTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    pub url: String,
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub name: String,
+    /// A path, or a glob in its last component.
+    pub path: PathBuf,
+    pub start_at: StartAt,
+}
+
+impl Config {
+    /// Reads and validates `file`.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_owned(),
+            source,
+        })?;
+        Config::parse(file, &text)
+    }
+
+    /// Validates `text` as if read from `file`. Relative paths in it are
+    /// taken relative to the file's directory.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
+        let base = file.parent().unwrap_or(Path::new("."));
+        let at = |span: std::ops::Range<usize>, key: &str, message: String| ConfigError::At {
+            file: file.to_owned(),
+            line: line_at(text, span.start),
+            key: key.to_owned(),
+            message,
+        };
+        let resolve = |p: &Path| if p.is_absolute() { p.to_owned() } else { base.join(p) };
+
+        let rules_dir = raw
+            .rules_dir
+            .map(|p| resolve(p.get_ref()))
+            .unwrap_or_else(|| PathBuf::from("/etc/authwatch/rules"));
+        let state_dir = raw
+            .state_dir
+            .map(|p| resolve(p.get_ref()))
+            .unwrap_or_else(|| PathBuf::from("/var/lib/authwatch"));
+
+        let allowlist = match raw.allowlist {
+            None => Allowlist::loopback(),
+            Some(list) => {
+                let mut nets = Vec::with_capacity(list.len());
+                for entry in list {
+                    nets.push(parse_cidr(entry.get_ref()).map_err(|m| at(entry.span(), "allowlist", m))?);
+                }
+                Allowlist::new(nets)
+            }
+        };
+
+        let host = match raw.host {
+            Some(h) => {
+                let name = h.get_ref().trim();
+                if name.is_empty() || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                    return Err(at(h.span(), "host", "must be a non-empty name without spaces".into()));
+                }
+                name.to_owned()
+            }
+            None => hostname(),
+        };
+
+        let max_line_bytes = match raw.max_line_bytes {
+            None => DEFAULT_MAX_LINE_BYTES,
+            Some(v) => {
+                let n = *v.get_ref();
+                if !(256..=16 * 1024 * 1024).contains(&n) {
+                    return Err(at(v.span(), "max_line_bytes", "must be between 256 and 16777216".into()));
+                }
+                n as usize
+            }
+        };
+
+        let redis = {
+            let (url, prefix) = match raw.redis {
+                Some(r) => (r.url, r.key_prefix),
+                None => (None, None),
+            };
+            let url = match url {
+                None => "redis://127.0.0.1:6379/0".to_owned(),
+                Some(u) => {
+                    let s = u.get_ref().trim();
+                    if !["redis://", "rediss://", "unix://", "redis+unix://"].iter().any(|p| s.starts_with(p)) {
+                        return Err(at(
+                            u.span(),
+                            "redis.url",
+                            "must start with redis://, rediss:// or unix://".into(),
+                        ));
+                    }
+                    s.to_owned()
+                }
+            };
+            let key_prefix = match prefix {
+                None => "authwatch:".to_owned(),
+                Some(p) => {
+                    let s = p.get_ref();
+                    if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                        return Err(at(p.span(), "redis.key_prefix", "must not contain spaces or control characters".into()));
+                    }
+                    s.clone()
+                }
+            };
+            RedisConfig { url, key_prefix }
+        };
+
+        let mut sources: Vec<SourceConfig> = Vec::with_capacity(raw.source.len());
+        for s in raw.source {
+            let name = s.name.get_ref().trim().to_owned();
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(at(
+                    s.name.span(),
+                    "source.name",
+                    "must be non-empty and use only letters, digits, '-', '_' and '.'".into(),
+                ));
+            }
+            if sources.iter().any(|o| o.name == name) {
+                return Err(at(s.name.span(), "source.name", format!("source {name:?} is defined twice")));
+            }
+            let path = s.path.get_ref().trim();
+            if path.is_empty() {
+                return Err(at(s.path.span(), "source.path", "must not be empty".into()));
+            }
+            if let Some(dir) = Path::new(path).parent() {
+                if dir.to_string_lossy().contains(['*', '?', '[']) {
+                    return Err(at(
+                        s.path.span(),
+                        "source.path",
+                        "a glob may only appear in the file name, not in directories".into(),
+                    ));
+                }
+            }
+            let start_at = match s.start_at {
+                None => StartAt::End,
+                Some(v) => match v.get_ref().as_str() {
+                    "end" => StartAt::End,
+                    "beginning" => StartAt::Beginning,
+                    other => {
+                        return Err(at(
+                            v.span(),
+                            "source.start_at",
+                            format!("{other:?} is neither \"end\" nor \"beginning\""),
+                        ))
+                    }
+                },
+            };
+            sources.push(SourceConfig {
+                name,
+                path: resolve(Path::new(path)),
+                start_at,
+            });
+        }
+
+        let mut alerts = Vec::with_capacity(raw.alert.len());
+        for a in raw.alert {
+            let kind = match a.kind.get_ref().as_str() {
+                "webhook" => AlertKind::Webhook,
+                "slack" => AlertKind::Slack,
+                other => {
+                    return Err(at(
+                        a.kind.span(),
+                        "alert.kind",
+                        format!("{other:?} is neither \"webhook\" nor \"slack\""),
+                    ))
+                }
+            };
+            let url = a.url.get_ref().trim();
+            if !(url.starts_with("http://") || url.starts_with("https://")) || reqwest::Url::parse(url).is_err() {
+                return Err(at(a.url.span(), "alert.url", "must be an http:// or https:// URL".into()));
+            }
+            let timeout = match a.timeout {
+                None => Duration::from_secs(5),
+                Some(t) => crate::duration::parse(t.get_ref()).map_err(|e| at(t.span(), "alert.timeout", e.to_string()))?,
+            };
+            let attempts = match a.attempts {
+                None => 4,
+                Some(n) => {
+                    let v = *n.get_ref();
+                    if !(1..=20).contains(&v) {
+                        return Err(at(n.span(), "alert.attempts", "must be between 1 and 20".into()));
+                    }
+                    v as u32
+                }
+            };
+            alerts.push(AlertTarget {
+                kind,
+                url: url.to_owned(),
+                timeout,
+                attempts,
+            });
+        }
+
+        Ok(Config {
+            file: file.to_owned(),
+            rules_dir,
+            state_dir,
+            allowlist,
+            host,
+            max_line_bytes,
+            redis,
+            sources,
+            alerts,
+        })
+    }
+}
+
+/// Parses `10.0.0.0/8`, or a bare address as its /32 or /128.
+pub fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    if let Ok(net) = s.parse::<ipnet::IpNet>() {
+        return Ok(net.trunc());
+    }
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(ipnet::IpNet::from(ip));
+    }
+    Err(format!("{s:?} is not an IP address or CIDR network"))
+}
+
+/// The machine's host name, as `gethostname(2)` reports it.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at
+    // most that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".to_owned();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+rules_dir = "/etc/authwatch/rules"
+state_dir = "/var/lib/authwatch"
+allowlist = ["127.0.0.0/8", "::1/128"]
+
+[redis]
+url = "redis://127.0.0.1:6379/0"
+key_prefix = "authwatch:"
+
+[[source]]
+name = "sshd"
+path = "/var/log/auth.log"
+
+[[source]]
+name = "api"
+path = "/var/log/myapi/*.log"
+
+[[alert]]
+kind = "webhook"
+url = "http://127.0.0.1:9000/authwatch"
+
+[[alert]]
+kind = "slack"
+url = "https://hooks.slack.com/services/T000/B000/XXXX"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/authwatch/authwatch.toml"), text)
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).expect_err("must be refused").to_string()
+    }
+
+    #[test]
+    fn the_documented_example_is_accepted_as_written() {
+        let c = parse(EXAMPLE).unwrap();
+        assert_eq!(c.rules_dir, PathBuf::from("/etc/authwatch/rules"));
+        assert_eq!(c.redis.key_prefix, "authwatch:");
+        assert_eq!(c.sources.len(), 2);
+        assert_eq!(c.sources[1].path, PathBuf::from("/var/log/myapi/*.log"));
+        assert_eq!(c.alerts.len(), 2);
+        assert_eq!(c.alerts[1].kind, AlertKind::Slack);
+        assert!(c.allowlist.contains(&"127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn empty_allowlist_means_none_and_absent_means_loopback() {
+        let c = parse("allowlist = []").unwrap();
+        assert!(c.allowlist.is_empty());
+        let c = parse("").unwrap();
+        assert!(c.allowlist.contains(&"::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = error("rules_dir = \"/r\"\n\n[redis]\nurl = \"http://x\"\n");
+        assert_eq!(e, "/etc/authwatch/authwatch.toml:4: redis.url: must start with redis://, rediss:// or unix://");
+        let e = error("allowlist = [\"10.0.0.0/8\",\n \"not-a-net\"]\n");
+        assert!(e.starts_with("/etc/authwatch/authwatch.toml:2: allowlist:"), "{e}");
+        let e = error("treshold = 5\n");
+        assert!(e.contains(":1:") && e.contains("treshold"), "{e}");
+        let e = error("[[alert]]\nkind = \"pager\"\nurl = \"http://x\"\n");
+        assert!(e.contains(":2: alert.kind:"), "{e}");
+        let e = error("[[source]]\nname = \"a\"\npath = \"/x\"\nstart_at = \"middle\"\n");
+        assert!(e.contains(":4: source.start_at:"), "{e}");
+        let e = error("[[source]]\nname = \"a\"\npath = \"/x\"\n[[source]]\nname = \"a\"\npath = \"/y\"\n");
+        assert!(e.contains(":5: source.name:"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_are_taken_from_the_config_directory() {
+        let c = Config::parse(Path::new("/opt/aw/authwatch.toml"), "rules_dir = \"rules\"\n[[source]]\nname = \"x\"\npath = \"log/a.log\"\nstart_at = \"beginning\"\n").unwrap();
+        assert_eq!(c.rules_dir, PathBuf::from("/opt/aw/rules"));
+        assert_eq!(c.sources[0].path, PathBuf::from("/opt/aw/log/a.log"));
+        assert_eq!(c.sources[0].start_at, StartAt::Beginning);
+    }
+}

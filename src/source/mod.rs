@@ -3,3 +3,4 @@
 pub mod checkpoint;
 pub mod fingerprint;
 pub mod tailer;
+pub mod lines;
