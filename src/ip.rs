@@ -25,6 +25,36 @@ pub fn parse_client_ip(text: &[u8]) -> Option<IpAddr> {
     Some(normalize(ip))
 }
 
+/// Like [`parse_client_ip`], but also reads the `host:port` forms that a
+/// service writes when it logs its peer's socket address as is (Go's
+/// `r.RemoteAddr`): `203.0.113.7:51234` and `[2001:db8::1]:51234`. Both
+/// are unambiguous; a bare IPv6 address is never split at a colon.
+pub fn parse_client_ip_or_socket(text: &[u8]) -> Option<IpAddr> {
+    if let Some(ip) = parse_client_ip(text) {
+        return Some(ip);
+    }
+    let (host, port) = if let Some(rest) = text.strip_prefix(b"[") {
+        let close = memchr::memchr(b']', rest)?;
+        let port = rest[close + 1..].strip_prefix(b":")?;
+        (&rest[..close], port)
+    } else {
+        let colon = memchr::memchr(b':', text)?;
+        // One colon only: `a:b:c` is IPv6 or nothing.
+        if memchr::memchr(b':', &text[colon + 1..]).is_some() {
+            return None;
+        }
+        let host = &text[..colon];
+        if !host.contains(&b'.') {
+            return None;
+        }
+        (host, &text[colon + 1..])
+    };
+    if port.is_empty() || port.len() > 5 || !port.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    parse_client_ip(host)
+}
+
 /// The canonical form of an address: IPv4-mapped IPv6 becomes IPv4.
 pub fn normalize(ip: IpAddr) -> IpAddr {
     match ip {
@@ -112,6 +142,18 @@ mod tests {
             assert_eq!(ip(bad), None, "{bad:?} must be refused");
         }
         assert_eq!(parse_client_ip(b"\xff\xfe1.2.3.4"), None);
+    }
+
+    #[test]
+    fn socket_forms_are_read_without_their_port() {
+        let sock = |s: &str| parse_client_ip_or_socket(s.as_bytes()).map(|a| a.to_string());
+        assert_eq!(sock("203.0.113.7:51234").as_deref(), Some("203.0.113.7"));
+        assert_eq!(sock("[2001:db8::1]:51234").as_deref(), Some("2001:db8::1"));
+        assert_eq!(sock("[::ffff:203.0.113.7]:1").as_deref(), Some("203.0.113.7"));
+        assert_eq!(sock("2001:db8::1").as_deref(), Some("2001:db8::1"));
+        for bad in ["203.0.113.7:", "203.0.113.7:123456", "[2001:db8::1]", "[2001:db8::1]:x", "host:80", "1.2.3.4:80:80", "[fe80::1%eth0]:22"] {
+            assert_eq!(sock(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use memchr::memmem;
 
 use super::json_scan::{path_is, Flow, PathSeg, Scalar, Scanner};
-use crate::ip::parse_client_ip;
+use crate::ip::parse_client_ip_or_socket;
 use crate::time::{SyslogClock, Timestamp};
 
 /// At most this many candidate fields for the IP or the time: enough for
@@ -136,7 +136,7 @@ impl JsonMatcher {
         if ip_seen[j] > 1 {
             return Err(JsonMiss::Ambiguous);
         }
-        let ip = parse_client_ip(ip_text.as_bytes()).ok_or(JsonMiss::NoMatch)?;
+        let ip = parse_client_ip_or_socket(ip_text.as_bytes()).ok_or(JsonMiss::NoMatch)?;
         let time = match time {
             None => None,
             Some((j, _)) if time_seen[j] > 1 => return Err(JsonMiss::Ambiguous),
