@@ -30,13 +30,14 @@
 //! * [`config`] turns the TOML configuration into validated types once;
 //!   [`duration`] is the one place durations are parsed.
 
-// WIP pub mod config;
-// WIP pub mod daemon;
+pub mod cli;
+pub mod config;
+pub mod daemon;
 pub mod detector;
 pub mod duration;
-// WIP pub mod engine;
+pub mod engine;
 pub mod ip;
-// WIP pub mod replay;
+pub mod replay;
 pub mod rules;
 pub mod sink;
 pub mod source;

@@ -606,6 +606,86 @@ impl SyslogClock {
     }
 }
 
+/// The common log format's time, `10/Oct/2024:13:55:36 +0000` (nginx,
+/// Apache, morgan), or Werkzeug's `10/Oct/2024 13:55:36`, which has no
+/// offset and is local time in `clock`'s zone.
+pub fn parse_clf(s: &[u8], clock: &SyslogClock) -> Option<Timestamp> {
+    if s.len() < 20 || s.get(2) != Some(&b'/') || s.get(6) != Some(&b'/') {
+        return None;
+    }
+    let day = two_digits(s, 0)?;
+    let month = month_from_abbrev(s.get(3..6)?)?;
+    let y = s.get(7..11)?;
+    if !y.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let year = y.iter().fold(0i32, |a, &b| a * 10 + i32::from(b - b'0'));
+    let sep = *s.get(11)?;
+    let (hour, minute, second) = (two_digits(s, 12)?, two_digits(s, 15)?, two_digits(s, 18)?);
+    if s.get(14) != Some(&b':') || s.get(17) != Some(&b':') || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let second = second.min(59);
+    if day == 0 || day > days_in_month(year, month) {
+        return None;
+    }
+    match (sep, s.len()) {
+        (b':', 26) => {
+            let sign = match s[21] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            if s[20] != b' ' {
+                return None;
+            }
+            let (oh, om) = (two_digits(s, 22)?, two_digits(s, 24)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let local = days_from_civil(year, month, day) * 86_400
+                + i64::from(hour * 3600 + minute * 60 + second);
+            Some(Timestamp::from_secs(local - sign * i64::from(oh * 3600 + om * 60)))
+        }
+        (b' ', 20) => {
+            let dt = jiff::civil::DateTime::new(
+                i16::try_from(year).ok()?,
+                i8::try_from(month).ok()?,
+                i8::try_from(day).ok()?,
+                i8::try_from(hour).ok()?,
+                i8::try_from(minute).ok()?,
+                i8::try_from(second).ok()?,
+                0,
+            )
+            .ok()?;
+            let ts = clock.time_zone().to_timestamp(dt).ok()?;
+            Some(Timestamp::from_secs(ts.as_second()))
+        }
+        _ => None,
+    }
+}
+
+/// A time captured from a log line in any format a rule may meet:
+/// RFC 3339, the common log format (with or without offset), year-less
+/// syslog, or epoch seconds or milliseconds. The whole capture must be
+/// one time; anything else is `None`.
+pub fn parse_log_time(s: &[u8], clock: &mut SyslogClock) -> Option<Timestamp> {
+    let first = *s.first()?;
+    if first.is_ascii_digit() {
+        if let Some(t) = parse_rfc3339(s) {
+            return Some(t);
+        }
+        if s.get(2) == Some(&b'/') {
+            return parse_clf(s, clock);
+        }
+        return parse_epoch(s);
+    }
+    match clock.parse_prefix(s) {
+        Some((t, n)) if n == s.len() => Some(t),
+        _ => None,
+    }
+}
+
 /// `Jan`..`Dec`, exactly (case-sensitive, as syslog writes them).
 #[inline]
 fn month_from_abbrev(m: &[u8]) -> Option<u32> {
@@ -631,6 +711,37 @@ mod tests {
     use super::*;
     use jiff::tz::TimeZone;
     use proptest::prelude::*;
+
+    #[test]
+    fn common_log_format_times() {
+        let clock = SyslogClock::new(TimeZone::fixed(jiff::tz::offset(2)), Timestamp::now());
+        let t = |s: &str| parse_clf(s.as_bytes(), &clock).map(|t| t.to_string());
+        assert_eq!(t("10/Oct/2024:13:55:36 +0000").as_deref(), Some("2024-10-10T13:55:36Z"));
+        assert_eq!(t("10/Oct/2024:13:55:36 -0700").as_deref(), Some("2024-10-10T20:55:36Z"));
+        assert_eq!(t("03/Dec/2026:14:55:36 +0100").as_deref(), Some("2026-12-03T13:55:36Z"));
+        // Werkzeug: local time in the clock's zone (UTC+2 here).
+        assert_eq!(t("03/Dec/2026 13:55:36").as_deref(), Some("2026-12-03T11:55:36Z"));
+        for bad in ["31/Feb/2024:00:00:00 +0000", "10/Foo/2024:13:55:36 +0000", "10/Oct/2024:13:55:36", "10/Oct/2024:25:00:00 +0000", "10/Oct/2024:13:55:36 +0000 ", "1/Oct/2024:13:55:36 +0000", ""] {
+            assert_eq!(t(bad), None, "{bad:?}");
+        }
+        let s = b"10/Oct/2024:13:55:36 +0000";
+        for n in 0..s.len() {
+            assert_eq!(parse_clf(&s[..n], &clock), None);
+        }
+    }
+
+    #[test]
+    fn log_times_in_every_format() {
+        let mut clock = SyslogClock::new(TimeZone::UTC, Timestamp::from_secs(1_733_230_993));
+        let mut t = |s: &str| parse_log_time(s.as_bytes(), &mut clock).map(|t| t.to_string());
+        assert_eq!(t("2024-05-01T12:34:56Z").as_deref(), Some("2024-05-01T12:34:56Z"));
+        assert_eq!(t("10/Oct/2024:13:55:36 +0000").as_deref(), Some("2024-10-10T13:55:36Z"));
+        assert_eq!(t("1714566896").as_deref(), Some("2024-05-01T12:34:56Z"));
+        assert_eq!(t("1714566896789").as_deref(), Some("2024-05-01T12:34:56.789Z"));
+        assert_eq!(t("Dec  3 12:00:00").as_deref(), Some("2024-12-03T12:00:00Z"));
+        assert_eq!(t("Dec  3 12:00:00 trailing"), None);
+        assert_eq!(t("yesterday"), None);
+    }
 
     /// The instant that jiff reads from `s` (a test oracle, in ms, floored).
     fn jiff_ms(s: &str) -> i64 {

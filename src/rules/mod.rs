@@ -1,6 +1,859 @@
-//! Rules: compiled once from rule files; turn a line into a hit.
+//! Rules: compiled once from rule files; they turn a line into hits.
+//!
+//! A rule file holds `[[rule]]` tables (the format is documented in
+//! `README.md` and in the shipped files under `rules/`). Loading goes
+//! through two stages, like the configuration: [`raw`] structs with spans,
+//! then validated, compiled [`Rule`]s. Every mistake is reported with the
+//! file, line, rule id and field, all at once, and a rule set with any
+//! mistake is refused whole.
+//!
+//! Matching is the hot path. [`RuleSet::match_line`] runs the literal
+//! [`prefilter`] first; only lines that contain a rule's literal reach a
+//! regex or the JSON scanner, and a line that matches nothing allocates
+//! nothing.
 
 mod hit;
+pub mod json;
 pub mod json_scan;
+mod prefilter;
+mod raw;
+mod text;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::bytes::CaptureLocations;
+use toml::Spanned;
 
 pub use hit::{Hit, RuleIdx, Tally};
+
+use crate::config::line_at;
+use crate::detector::Policy;
+use crate::time::{SyslogClock, Timestamp};
+use json::{FieldSel, JsonMatcher, JsonMiss, Op, Predicate};
+use prefilter::Prefilter;
+use raw::{RawExample, RawRule, RawRuleFile};
+use text::{Pattern, TextFormat};
+
+pub const DEFAULT_THRESHOLD: u32 = 50;
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+pub const DEFAULT_BLOCK_FOR: Duration = Duration::from_secs(15 * 60);
+
+/// A mistake in a rule file, located.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}: rule {rule}: {field}: {message}", file.display())]
+pub struct RuleError {
+    pub file: PathBuf,
+    pub line: usize,
+    /// The rule id, quoted, or `?` before the id is known.
+    pub rule: String,
+    pub field: String,
+    pub message: String,
+}
+
+/// Every mistake found in a set of rule files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleErrors(pub Vec<RuleError>);
+
+impl fmt::Display for RuleErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RuleErrors {}
+
+#[derive(Debug)]
+enum Matcher {
+    Text { format: TextFormat, patterns: Vec<Pattern> },
+    Json(JsonMatcher),
+}
+
+/// What an example line must yield.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expect {
+    Hit {
+        ip: IpAddr,
+        time: Option<Timestamp>,
+        weight: Option<u32>,
+    },
+    NoMatch,
+}
+
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub line: String,
+    /// Where it is written, for messages.
+    pub file_line: usize,
+    pub expect: Expect,
+}
+
+/// One compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    pub id: Arc<str>,
+    pub description: Option<String>,
+    pub file: PathBuf,
+    pub line: usize,
+    /// Names of the sources it reads; `None` means all.
+    pub sources: Option<Vec<String>>,
+    pub threshold: u32,
+    pub window: Duration,
+    pub block_for: Duration,
+    pub examples: Vec<Example>,
+    matcher: Matcher,
+    /// The first of this rule's prefilter units.
+    first_unit: u32,
+}
+
+impl Rule {
+    pub fn policy(&self) -> Policy {
+        Policy {
+            id: self.id.clone(),
+            threshold: self.threshold,
+            window: self.window,
+            block_for: self.block_for,
+        }
+    }
+
+    pub fn is_json(&self) -> bool {
+        matches!(self.matcher, Matcher::Json(_))
+    }
+}
+
+/// Why a line that reached a matcher gave no hit, counted by the engine.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MissCounts {
+    /// JSON candidates that were not a valid object within the limits.
+    pub malformed: u64,
+    /// JSON candidates with the IP or time field twice.
+    pub ambiguous: u64,
+}
+
+/// The per-thread scratch state of matching: reusable buffers and the
+/// syslog clock. One per task that matches lines.
+pub struct MatchState {
+    clock: SyslogClock,
+    scanner: json_scan::Scanner,
+    candidates: Vec<u32>,
+    locations: Vec<CaptureLocations>,
+    pub misses: MissCounts,
+}
+
+impl MatchState {
+    /// Year-less syslog timestamps are placed relative to `reference`:
+    /// now for a live source, the file's mtime for a replay.
+    pub fn set_reference(&mut self, reference: Timestamp) {
+        self.clock.set_reference(reference);
+    }
+}
+
+/// Which rules a source's lines go to.
+#[derive(Debug, Clone)]
+pub struct RuleFilter(Vec<bool>);
+
+impl RuleFilter {
+    fn allows(&self, rule: usize) -> bool {
+        self.0.get(rule).copied().unwrap_or(false)
+    }
+}
+
+/// Every rule, compiled, with the shared prefilter.
+#[derive(Debug)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    prefilter: Prefilter,
+    /// Unit → (rule, pattern index within the rule).
+    units: Vec<(u16, u16)>,
+}
+
+impl RuleSet {
+    /// Loads every `*.toml` file in `dir`, in name order.
+    pub fn load_dir(dir: &Path) -> Result<RuleSet, RuleErrors> {
+        let err = |message: String| {
+            RuleErrors(vec![RuleError {
+                file: dir.to_owned(),
+                line: 0,
+                rule: "?".into(),
+                field: "rules_dir".into(),
+                message,
+            }])
+        };
+        let entries = std::fs::read_dir(dir).map_err(|e| err(format!("cannot read the rules directory: {e}")))?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+            .collect();
+        paths.sort();
+        if paths.is_empty() {
+            return Err(err("no *.toml rule files in the rules directory".into()));
+        }
+        let mut files = Vec::with_capacity(paths.len());
+        for p in paths {
+            let text = std::fs::read_to_string(&p).map_err(|e| {
+                RuleErrors(vec![RuleError {
+                    file: p.clone(),
+                    line: 0,
+                    rule: "?".into(),
+                    field: "file".into(),
+                    message: format!("cannot read: {e}"),
+                }])
+            })?;
+            files.push((p, text));
+        }
+        RuleSet::from_files(&files)
+    }
+
+    /// Compiles rule files given as (path, text) pairs.
+    pub fn from_files(files: &[(PathBuf, String)]) -> Result<RuleSet, RuleErrors> {
+        let mut errors = Vec::new();
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut units_lits: Vec<Option<Vec<Vec<u8>>>> = Vec::new();
+        let mut units: Vec<(u16, u16)> = Vec::new();
+        for (path, text) in files {
+            let raw: RawRuleFile = match toml::from_str(text) {
+                Ok(r) => r,
+                Err(e) => {
+                    let located = crate::config::toml_error(path, text, &e);
+                    let (line, field, message) = match located {
+                        crate::config::ConfigError::At { line, key, message, .. } => (line, key, message),
+                        other => (0, String::new(), other.to_string()),
+                    };
+                    errors.push(RuleError {
+                        file: path.clone(),
+                        line,
+                        rule: "?".into(),
+                        field,
+                        message,
+                    });
+                    continue;
+                }
+            };
+            for r in raw.rule {
+                let span = r.span();
+                let ctx = Ctx { file: path, text, rule: format!("{:?}", r.get_ref().id.get_ref()) };
+                if rules.iter().any(|o| *o.id == **r.get_ref().id.get_ref()) {
+                    errors.push(ctx.err(r.get_ref().id.span(), "id", "this rule id is already defined".into()));
+                    continue;
+                }
+                if rules.len() >= u16::MAX as usize {
+                    errors.push(ctx.err(span, "rule", "too many rules".into()));
+                    continue;
+                }
+                match compile_rule(&ctx, r.into_inner(), line_at(text, span.start)) {
+                    Ok((mut rule, lits)) => {
+                        rule.first_unit = units.len() as u32;
+                        for (k, l) in lits.into_iter().enumerate() {
+                            units.push((rules.len() as u16, k as u16));
+                            units_lits.push(l);
+                        }
+                        rules.push(rule);
+                    }
+                    Err(mut es) => errors.append(&mut es),
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(RuleErrors(errors));
+        }
+        if rules.is_empty() {
+            return Err(RuleErrors(vec![RuleError {
+                file: files.first().map(|f| f.0.clone()).unwrap_or_default(),
+                line: 0,
+                rule: "?".into(),
+                field: "rule".into(),
+                message: "no [[rule]] defined".into(),
+            }]));
+        }
+        let set = RuleSet {
+            prefilter: Prefilter::new(&units_lits),
+            rules,
+            units,
+        };
+        let failures = set.check_examples();
+        if failures.is_empty() {
+            Ok(set)
+        } else {
+            Err(RuleErrors(failures))
+        }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn get(&self, idx: RuleIdx) -> Option<&Rule> {
+        self.rules.get(idx.0 as usize)
+    }
+
+    pub fn policies(&self) -> Vec<Policy> {
+        self.rules.iter().map(Rule::policy).collect()
+    }
+
+    /// `replay --threshold/--window`: the same values for every rule.
+    pub fn override_all(&mut self, threshold: Option<u32>, window: Option<Duration>) {
+        for r in &mut self.rules {
+            if let Some(t) = threshold {
+                r.threshold = t.max(1);
+            }
+            if let Some(w) = window {
+                r.window = w;
+            }
+        }
+    }
+
+    /// The rules that read lines of source `name`.
+    pub fn filter_for_source(&self, name: &str) -> RuleFilter {
+        RuleFilter(
+            self.rules
+                .iter()
+                .map(|r| r.sources.as_ref().is_none_or(|s| s.iter().any(|n| n == name)))
+                .collect(),
+        )
+    }
+
+    /// Every rule, whatever its sources: what `replay` uses.
+    pub fn filter_all(&self) -> RuleFilter {
+        RuleFilter(vec![true; self.rules.len()])
+    }
+
+    pub fn new_state(&self, reference: Timestamp) -> MatchState {
+        let mut locations = Vec::with_capacity(self.units.len());
+        for &(r, k) in &self.units {
+            let locs = match &self.rules[r as usize].matcher {
+                Matcher::Text { patterns, .. } => patterns[k as usize].regex.capture_locations(),
+                // JSON units carry no regex; keep the index aligned.
+                Matcher::Json(_) => empty_locations(),
+            };
+            locations.push(locs);
+        }
+        MatchState {
+            clock: SyslogClock::system(reference),
+            scanner: json_scan::Scanner::new(json_scan::Limits::default()),
+            candidates: Vec::with_capacity(16),
+            locations,
+            misses: MissCounts::default(),
+        }
+    }
+
+    /// Matches one line (without its `\n`; a trailing `\r` is stripped
+    /// here) against the rules `filter` allows, calling `out` for each
+    /// hit — at most one per rule, from its first matching pattern.
+    pub fn match_line(&self, st: &mut MatchState, filter: &RuleFilter, line: &[u8], out: &mut impl FnMut(Hit)) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        self.prefilter.candidates(line, &mut st.candidates);
+        if st.candidates.is_empty() {
+            return;
+        }
+        let mut header: Option<Option<crate::syslog::SyslogHeader<'_>>> = None;
+        let mut i = 0;
+        while i < st.candidates.len() {
+            let unit = st.candidates[i] as usize;
+            let (r, _) = self.units[unit];
+            let rule_idx = r as usize;
+            // The candidates of one rule are adjacent (units are numbered
+            // rule by rule, and the list is sorted).
+            let mut j = i;
+            while j < st.candidates.len() && self.units[st.candidates[j] as usize].0 == r {
+                j += 1;
+            }
+            if filter.allows(rule_idx) {
+                let rule = &self.rules[rule_idx];
+                if let Some(hit) = self.match_rule(st, rule, RuleIdx(r), i..j, line, &mut header) {
+                    out(hit);
+                }
+            }
+            i = j;
+        }
+    }
+
+    fn match_rule<'l>(
+        &self,
+        st: &mut MatchState,
+        rule: &Rule,
+        idx: RuleIdx,
+        cands: std::ops::Range<usize>,
+        line: &'l [u8],
+        header: &mut Option<Option<crate::syslog::SyslogHeader<'l>>>,
+    ) -> Option<Hit> {
+        match &rule.matcher {
+            Matcher::Json(m) => match m.run(&mut st.scanner, line, &mut st.clock) {
+                Ok((ip, time)) => Some(Hit {
+                    rule: idx,
+                    ip,
+                    time,
+                    weight: 1,
+                    session: None,
+                    tally: Tally::Each,
+                }),
+                Err(JsonMiss::Malformed) => {
+                    st.misses.malformed += 1;
+                    None
+                }
+                Err(JsonMiss::Ambiguous) => {
+                    st.misses.ambiguous += 1;
+                    None
+                }
+                Err(JsonMiss::NoMatch) => None,
+            },
+            Matcher::Text { format: TextFormat::Plain, patterns } => {
+                for c in cands {
+                    let unit = st.candidates[c];
+                    let k = self.units[unit as usize].1 as usize;
+                    let p = &patterns[k];
+                    if let Some(m) = text::run(p, &mut st.locations[unit as usize], line, &mut st.clock) {
+                        return Some(Hit {
+                            rule: idx,
+                            ip: m.ip,
+                            time: m.time,
+                            weight: m.weight,
+                            session: None,
+                            tally: p.tally,
+                        });
+                    }
+                }
+                None
+            }
+            Matcher::Text {
+                format: TextFormat::Syslog { programs, session_by_pid },
+                patterns,
+            } => {
+                let h = header.get_or_insert_with(|| crate::syslog::parse_header(line, &mut st.clock));
+                let h = h.as_ref()?;
+                if !programs.is_empty() && !programs.iter().any(|p| p.as_slice() == h.program) {
+                    return None;
+                }
+                let (message, repeat) = text::unwrap_repeated(h.message).unwrap_or((h.message, 1));
+                for c in cands {
+                    let unit = st.candidates[c];
+                    let k = self.units[unit as usize].1 as usize;
+                    let p = &patterns[k];
+                    if let Some(m) = text::run(p, &mut st.locations[unit as usize], message, &mut st.clock) {
+                        return Some(Hit {
+                            rule: idx,
+                            ip: m.ip,
+                            time: Some(m.time.unwrap_or(h.time)),
+                            weight: m.weight.saturating_mul(repeat),
+                            session: if *session_by_pid { text::session_of(h) } else { None },
+                            tally: p.tally,
+                        });
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// Runs every rule's examples against that rule alone; returns one
+    /// error per example that does not do what it says.
+    pub fn check_examples(&self) -> Vec<RuleError> {
+        let mut st = self.new_state(Timestamp::now());
+        let mut errors = Vec::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let mut only = vec![false; self.rules.len()];
+            only[i] = true;
+            let filter = RuleFilter(only);
+            for ex in &rule.examples {
+                let mut hit = None;
+                self.match_line(&mut st, &filter, ex.line.as_bytes(), &mut |h| hit = Some(h));
+                let fail = |message: String| RuleError {
+                    file: rule.file.clone(),
+                    line: ex.file_line,
+                    rule: format!("{:?}", &*rule.id),
+                    field: "example".into(),
+                    message,
+                };
+                match (&ex.expect, hit) {
+                    (Expect::NoMatch, None) => {}
+                    (Expect::NoMatch, Some(h)) => {
+                        errors.push(fail(format!("must not match, but yields IP {}", h.ip)));
+                    }
+                    (Expect::Hit { .. }, None) => errors.push(fail("does not match".into())),
+                    (Expect::Hit { ip, time, weight }, Some(h)) => {
+                        if h.ip != *ip {
+                            errors.push(fail(format!("yields IP {}, expected {ip}", h.ip)));
+                        } else if time.is_some() && h.time != *time {
+                            let got = h.time.map(|t| t.to_string()).unwrap_or_else(|| "no time".into());
+                            errors.push(fail(format!("yields time {got}, expected {}", time.unwrap_or_default())));
+                        } else if weight.is_some_and(|w| w != h.weight) {
+                            errors.push(fail(format!("counts {} failures, expected {}", h.weight, weight.unwrap_or(1))));
+                        }
+                    }
+                }
+            }
+        }
+        errors
+    }
+}
+
+fn empty_locations() -> CaptureLocations {
+    static EMPTY: std::sync::OnceLock<regex::bytes::Regex> = std::sync::OnceLock::new();
+    EMPTY
+        .get_or_init(|| regex::bytes::Regex::new("").expect("the empty regex compiles"))
+        .capture_locations()
+}
+
+/// Where a rule is being compiled, for its error messages.
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+    rule: String,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: std::ops::Range<usize>, field: &str, message: String) -> RuleError {
+        RuleError {
+            file: self.file.to_owned(),
+            line: line_at(self.text, span.start),
+            rule: self.rule.clone(),
+            field: field.to_owned(),
+            message,
+        }
+    }
+}
+
+/// A string or a list of strings, as several rule fields accept.
+fn strings(ctx: &Ctx<'_>, v: &Spanned<toml::Value>, field: &str) -> Result<Vec<String>, RuleError> {
+    let list = match v.get_ref() {
+        toml::Value::String(s) => vec![s.clone()],
+        toml::Value::Array(a) => a
+            .iter()
+            .map(|x| x.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| ctx.err(v.span(), field, "must be a string or a list of strings".into()))?,
+        _ => return Err(ctx.err(v.span(), field, "must be a string or a list of strings".into())),
+    };
+    if list.is_empty() || list.iter().any(|s| s.is_empty()) {
+        return Err(ctx.err(v.span(), field, "must not be empty".into()));
+    }
+    Ok(list)
+}
+
+type Compiled = (Rule, Vec<Option<Vec<Vec<u8>>>>);
+
+fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Vec<RuleError>> {
+    let mut errors = Vec::new();
+    let id = raw.id.get_ref().trim().to_owned();
+    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        errors.push(ctx.err(raw.id.span(), "id", "must be 1 to 64 letters, digits, '-', '_' or '.'".into()));
+    }
+    let threshold = match &raw.threshold {
+        None => DEFAULT_THRESHOLD,
+        Some(t) if (1..=100_000).contains(t.get_ref()) => *t.get_ref() as u32,
+        Some(t) => {
+            errors.push(ctx.err(t.span(), "threshold", "must be between 1 and 100000".into()));
+            DEFAULT_THRESHOLD
+        }
+    };
+    let mut duration = |v: &Option<Spanned<String>>, field: &str, default: Duration| match v {
+        None => default,
+        Some(s) => match crate::duration::parse(s.get_ref()) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                errors.push(ctx.err(s.span(), field, "must be longer than zero".into()));
+                default
+            }
+            Err(e) => {
+                errors.push(ctx.err(s.span(), field, e.to_string()));
+                default
+            }
+        },
+    };
+    let window = duration(&raw.window, "window", DEFAULT_WINDOW);
+    let block_for = duration(&raw.block_for, "block_for", DEFAULT_BLOCK_FOR);
+    let sources = raw.sources.as_ref().map(|s| s.get_ref().clone());
+    if let Some(s) = &raw.sources {
+        if s.get_ref().is_empty() {
+            errors.push(ctx.err(s.span(), "sources", "an empty list reads nothing: omit it to read every source".into()));
+        }
+    }
+
+    let format = raw.format.as_ref().map(|f| f.get_ref().as_str()).unwrap_or("plain");
+    let mut lits = Vec::new();
+    let matcher = match format {
+        "plain" | "syslog" => {
+            for (field, present) in [("ip", raw.ip.is_some()), ("time", raw.time.is_some()), ("when", !raw.when.is_empty())] {
+                if present {
+                    errors.push(ctx.err(raw.id.span(), field, format!("only json rules take `{field}`; text rules use named groups")));
+                }
+            }
+            if raw.pattern.is_empty() {
+                errors.push(ctx.err(raw.id.span(), "pattern", "a text rule needs at least one [[rule.pattern]]".into()));
+            }
+            let mut patterns = Vec::new();
+            for (k, p) in raw.pattern.iter().enumerate() {
+                let p = p.get_ref();
+                let field = format!("pattern[{k}]");
+                let tally = match p.tally.as_ref().map(|t| t.get_ref().as_str()) {
+                    None | Some("each") => Tally::Each,
+                    Some("announce") => Tally::Announce,
+                    Some("if_first") => Tally::IfFirst,
+                    Some(other) => {
+                        let span = p.tally.as_ref().map(|t| t.span()).unwrap_or_default();
+                        errors.push(ctx.err(span, &format!("{field}.tally"), format!("{other:?} is not one of \"each\", \"announce\", \"if_first\"")));
+                        Tally::Each
+                    }
+                };
+                match Pattern::compile(p.regex.get_ref(), tally) {
+                    Ok(c) => patterns.push(c),
+                    Err(m) => errors.push(ctx.err(p.regex.span(), &format!("{field}.regex"), m)),
+                }
+                lits.push(match &p.literals {
+                    Some(l) if l.get_ref().iter().all(|x| !x.is_empty()) && !l.get_ref().is_empty() => {
+                        Some(l.get_ref().iter().map(|x| x.as_bytes().to_vec()).collect())
+                    }
+                    Some(l) => {
+                        errors.push(ctx.err(l.span(), &format!("{field}.literals"), "must be a non-empty list of non-empty strings".into()));
+                        None
+                    }
+                    None => prefilter::required_literals(p.regex.get_ref()),
+                });
+            }
+            let text_format = if format == "syslog" {
+                let session_by_pid = match &raw.session {
+                    None => false,
+                    Some(s) if s.get_ref() == "pid" => true,
+                    Some(s) => {
+                        errors.push(ctx.err(s.span(), "session", "the only session key is \"pid\"".into()));
+                        false
+                    }
+                };
+                TextFormat::Syslog {
+                    programs: raw
+                        .programs
+                        .as_ref()
+                        .map(|p| p.get_ref().iter().map(|s| s.as_bytes().to_vec()).collect())
+                        .unwrap_or_default(),
+                    session_by_pid,
+                }
+            } else {
+                for (field, present) in [("programs", raw.programs.is_some()), ("session", raw.session.is_some())] {
+                    if present {
+                        errors.push(ctx.err(raw.id.span(), field, format!("`{field}` needs format = \"syslog\"")));
+                    }
+                }
+                TextFormat::Plain
+            };
+            Matcher::Text { format: text_format, patterns }
+        }
+        "json" => {
+            for (field, present) in [("pattern", !raw.pattern.is_empty()), ("programs", raw.programs.is_some()), ("session", raw.session.is_some())] {
+                if present {
+                    errors.push(ctx.err(raw.id.span(), field, format!("json rules do not take `{field}`")));
+                }
+            }
+            let field_list = |v: &Option<Spanned<toml::Value>>, name: &str, errors: &mut Vec<RuleError>| -> Vec<String> {
+                match v {
+                    None => Vec::new(),
+                    Some(v) => match strings(ctx, v, name) {
+                        Ok(l) if l.len() <= json::MAX_CANDIDATES => l,
+                        Ok(_) => {
+                            errors.push(ctx.err(v.span(), name, format!("at most {} candidate fields", json::MAX_CANDIDATES)));
+                            Vec::new()
+                        }
+                        Err(e) => {
+                            errors.push(e);
+                            Vec::new()
+                        }
+                    },
+                }
+            };
+            let ip_fields = field_list(&raw.ip, "ip", &mut errors);
+            if raw.ip.is_none() {
+                errors.push(ctx.err(raw.id.span(), "ip", "a json rule must name the field(s) holding the client IP".into()));
+            }
+            let time_fields = field_list(&raw.time, "time", &mut errors);
+            if raw.when.is_empty() {
+                errors.push(ctx.err(raw.id.span(), "when", "a json rule needs at least one [[rule.when]] predicate".into()));
+            }
+            if raw.when.len() > 63 {
+                errors.push(ctx.err(raw.id.span(), "when", "at most 63 predicates".into()));
+            }
+            let mut predicates = Vec::new();
+            let mut best_lits: Option<Vec<Vec<u8>>> = None;
+            for (k, w) in raw.when.iter().enumerate() {
+                let field_name = format!("when[{k}]");
+                let w = w.get_ref();
+                let field = match strings(ctx, &w.field, &format!("{field_name}.field")) {
+                    Ok(l) if l == ["*"] => FieldSel::AnyString,
+                    Ok(l) => FieldSel::Paths(l),
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                };
+                let ops = [w.equals.is_some(), w.contains.is_some(), w.one_of.is_some(), w.regex.is_some()];
+                if ops.iter().filter(|&&b| b).count() != 1 {
+                    errors.push(ctx.err(w.field.span(), &field_name, "needs exactly one of equals, contains, one_of, regex".into()));
+                    continue;
+                }
+                let (op, values): (Op, Vec<String>) = if let Some(e) = &w.equals {
+                    (Op::Equals(e.get_ref().clone()), vec![e.get_ref().clone()])
+                } else if let Some(c) = &w.contains {
+                    match strings(ctx, c, &format!("{field_name}.contains")) {
+                        Ok(l) => (
+                            Op::Contains(l.iter().map(|s| memchr::memmem::Finder::new(s.as_bytes()).into_owned()).collect()),
+                            l,
+                        ),
+                        Err(e) => {
+                            errors.push(e);
+                            continue;
+                        }
+                    }
+                } else if let Some(o) = &w.one_of {
+                    if o.get_ref().is_empty() {
+                        errors.push(ctx.err(o.span(), &format!("{field_name}.one_of"), "must not be empty".into()));
+                        continue;
+                    }
+                    (Op::OneOf(o.get_ref().clone()), o.get_ref().clone())
+                } else if let Some(r) = &w.regex {
+                    match regex::RegexBuilder::new(r.get_ref()).size_limit(4 << 20).build() {
+                        Ok(re) => (Op::Regex(re), Vec::new()),
+                        Err(e) => {
+                            errors.push(ctx.err(r.span(), &format!("{field_name}.regex"), format!("invalid regex: {}", e.to_string().split_whitespace().collect::<Vec<_>>().join(" "))));
+                            continue;
+                        }
+                    }
+                } else {
+                    continue;
+                };
+                // A value that a JSON encoder could escape (quotes,
+                // backslashes, control or non-ASCII characters, '/') may
+                // not appear verbatim in the line: no prefilter from it.
+                let verbatim = |s: &str| s.len() >= 3 && s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' && b != b'/');
+                if !values.is_empty() && values.iter().all(|v| verbatim(v)) {
+                    let cand: Vec<Vec<u8>> = values.iter().map(|v| v.as_bytes().to_vec()).collect();
+                    let better = best_lits.as_ref().is_none_or(|b| shortest(&cand) > shortest(b));
+                    if better {
+                        best_lits = Some(cand);
+                    }
+                }
+                predicates.push(Predicate { field, op });
+            }
+            lits.push(best_lits);
+            Matcher::Json(JsonMatcher { ip_fields, time_fields, predicates })
+        }
+        other => {
+            let span = raw.format.as_ref().map(|f| f.span()).unwrap_or_default();
+            errors.push(ctx.err(span, "format", format!("{other:?} is not one of \"plain\", \"syslog\", \"json\"")));
+            Matcher::Text { format: TextFormat::Plain, patterns: Vec::new() }
+        }
+    };
+
+    let examples = raw
+        .example
+        .iter()
+        .filter_map(|e| match compile_example(ctx, e) {
+            Ok(x) => Some(x),
+            Err(err) => {
+                errors.push(err);
+                None
+            }
+        })
+        .collect();
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok((
+        Rule {
+            id: Arc::from(id),
+            description: raw.description,
+            file: ctx.file.to_owned(),
+            line,
+            sources,
+            threshold,
+            window,
+            block_for,
+            examples,
+            matcher,
+            first_unit: 0,
+        },
+        lits,
+    ))
+}
+
+fn shortest(l: &[Vec<u8>]) -> usize {
+    l.iter().map(Vec::len).min().unwrap_or(0)
+}
+
+fn compile_example(ctx: &Ctx<'_>, e: &Spanned<RawExample>) -> Result<Example, RuleError> {
+    let span = e.span();
+    let e = e.get_ref();
+    let file_line = line_at(ctx.text, e.line.span().start);
+    let expect = match (&e.ip, e.matches.as_ref().map(|m| *m.get_ref())) {
+        (Some(ip), None | Some(true)) => Expect::Hit {
+            ip: crate::ip::parse_client_ip(ip.get_ref().as_bytes())
+                .ok_or_else(|| ctx.err(ip.span(), "example.ip", format!("{:?} is not an IP address", ip.get_ref())))?,
+            time: match &e.time {
+                None => None,
+                Some(t) => Some(
+                    crate::time::parse_rfc3339(t.get_ref().as_bytes())
+                        .ok_or_else(|| ctx.err(t.span(), "example.time", "must be an RFC 3339 time".into()))?,
+                ),
+            },
+            weight: match &e.weight {
+                None => None,
+                Some(w) if *w.get_ref() >= 1 && *w.get_ref() <= 1_000_000 => Some(*w.get_ref() as u32),
+                Some(w) => return Err(ctx.err(w.span(), "example.weight", "must be between 1 and 1000000".into())),
+            },
+        },
+        (None, Some(false)) => Expect::NoMatch,
+        _ => {
+            return Err(ctx.err(span, "example", "give either `ip = \"…\"` (it must match) or `matches = false`".into()));
+        }
+    };
+    Ok(Example { line: e.line.get_ref().clone(), file_line, expect })
+}
+
+/// `authwatch rules test`: what each rule (or only `only`) makes of one
+/// line — whether it matches, which IP, which time, whether it would count.
+pub fn explain(set: &RuleSet, allowlist: &crate::ip::Allowlist, only: Option<&str>, line: &[u8]) -> Result<String, String> {
+    use std::fmt::Write;
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    if let Some(id) = only {
+        if !set.rules.iter().any(|r| &*r.id == id) {
+            return Err(format!("no rule with id {id:?}"));
+        }
+    }
+    let mut st = set.new_state(Timestamp::now());
+    let mut out = String::new();
+    for (i, rule) in set.rules.iter().enumerate() {
+        if only.is_some_and(|id| id != &*rule.id) {
+            continue;
+        }
+        let mut mask = vec![false; set.rules.len()];
+        mask[i] = true;
+        let mut hit = None;
+        set.match_line(&mut st, &RuleFilter(mask), line, &mut |h| hit = Some(h));
+        let _ = match hit {
+            None => writeln!(out, "rule {}: no match", rule.id),
+            Some(h) => {
+                let time = match h.time {
+                    Some(t) => format!("{t} (from the line)"),
+                    None => "none in the line: the time it is read".to_owned(),
+                };
+                let verdict = if allowlist.contains(&h.ip) {
+                    format!("no: {} is allowlisted", h.ip)
+                } else {
+                    format!("yes, toward {} in {}", rule.threshold, crate::duration::format(rule.window))
+                };
+                writeln!(
+                    out,
+                    "rule {}: match\n  ip:          {}\n  time:        {}\n  failures:    {} ({:?} in its session)\n  would count: {}",
+                    rule.id, h.ip, time, h.weight, h.tally, verdict
+                )
+            }
+        };
+    }
+    Ok(out)
+}

@@ -19,12 +19,14 @@ pub(super) fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
         .parse(pattern)
         .ok()?;
     for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
+        let suffix = matches!(kind, ExtractKind::Suffix);
         let mut seq = Extractor::new().kind(kind).extract(&hir);
         // Keep the set small and every literal distinctive; an empty
         // literal means "matches anything" and defeats the prefilter.
-        match kind {
-            ExtractKind::Prefix => seq.optimize_for_prefix_by_preference(),
-            _ => seq.optimize_for_suffix_by_preference(),
+        if suffix {
+            seq.optimize_for_suffix_by_preference();
+        } else {
+            seq.optimize_for_prefix_by_preference();
         }
         if let Some(lits) = seq.literals() {
             if !lits.is_empty() && lits.len() <= 64 && lits.iter().all(|l| l.as_bytes().len() >= 3) {
