@@ -515,8 +515,7 @@ fn parse_pattern(pattern: &Path) -> Result<(PathBuf, NameMatch), PatternError> {
     let Some(text) = name.to_str() else {
         return Err(PatternError::NonUtf8Glob(pattern.to_path_buf()));
     };
-    let glob = glob::Pattern::new(text)
-        .map_err(|error| PatternError::InvalidGlob {
+    let glob = glob::Pattern::new(text).map_err(|error| PatternError::InvalidGlob {
         pattern: pattern.to_path_buf(),
         error,
     })?;
@@ -597,7 +596,9 @@ impl SpecState {
     fn matches_name(&self, name: &OsStr) -> bool {
         match &self.name {
             NameMatch::Literal(n) => n == name,
-            NameMatch::Glob(g) => name.to_str().is_some_and(|s| g.matches_with(s, glob_options())),
+            NameMatch::Glob(g) => name
+                .to_str()
+                .is_some_and(|s| g.matches_with(s, glob_options())),
             NameMatch::Nothing => false,
         }
     }
@@ -673,9 +674,9 @@ impl SpecState {
                 Ok(l) => lag += l,
                 Err(e) => pass.note(&w.path, e),
             }
-            let drained = w
-                .away_since
-                .is_some_and(|_| pass.now.saturating_duration_since(w.last_growth) >= pass.options.rotate_wait);
+            let drained = w.away_since.is_some_and(|_| {
+                pass.now.saturating_duration_since(w.last_growth) >= pass.options.rotate_wait
+            });
             if drained {
                 let w = self.files.remove(i);
                 w.close(self.source, &self.stats, pass);
@@ -748,7 +749,12 @@ impl SpecState {
         // Identity from the open handle: the path may have been rotated
         // between the listing and the open.
         let meta = file.metadata()?;
-        if !meta.is_file() || self.files.iter().any(|w| w.key.same_inode(meta.dev(), meta.ino())) {
+        if !meta.is_file()
+            || self
+                .files
+                .iter()
+                .any(|w| w.key.same_inode(meta.dev(), meta.ino()))
+        {
             return Ok(None);
         }
         let head = Head::read(&file)?;
@@ -756,7 +762,9 @@ impl SpecState {
         let size = meta.len();
         let max_line = pass.options.max_line_bytes;
 
-        let checkpoint = pass.known.find(key.dev, key.ino, |fp| fp.matches(head.bytes()));
+        let checkpoint = pass
+            .known
+            .find(key.dev, key.ino, |fp| fp.matches(head.bytes()));
         let (offset, discard) = match checkpoint {
             Some(offset) if offset <= size => {
                 // Checkpoints sit at line starts, except after a cut line,
@@ -775,7 +783,10 @@ impl SpecState {
             },
             None => (0, false),
         };
-        tracing::debug!("tailer: following {} from offset {offset}", f.path.display());
+        tracing::debug!(
+            "tailer: following {} from offset {offset}",
+            f.path.display()
+        );
 
         let target_dir = match fs::symlink_metadata(&f.path) {
             Ok(m) if m.file_type().is_symlink() => fs::canonicalize(&f.path)
@@ -818,7 +829,10 @@ fn glob_options() -> glob::MatchOptions {
 }
 
 fn is_absent(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
 }
 
 /// What tells us a file changed without reading it: size and mtime.
@@ -946,7 +960,11 @@ impl Watched {
     /// Done draining: the held partial line comes out with a `\n` added, and
     /// the final offset is remembered in case the file is found again.
     fn close(mut self, source: usize, stats: &SourceStats, pass: &mut Pass<'_>) {
-        tracing::debug!("tailer: closing {} at offset {}", self.path.display(), self.pos);
+        tracing::debug!(
+            "tailer: closing {} at offset {}",
+            self.path.display(),
+            self.pos
+        );
         let mut data = Vec::new();
         if let Some(start) = self.lines.flush(&mut data) {
             stats.lines.fetch_add(1, Ordering::Relaxed);
@@ -1082,7 +1100,6 @@ impl Splitter {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1110,7 +1127,11 @@ mod tests {
     }
 
     fn tailer(pattern: &Path, start_at: StartAt) -> Tailer {
-        Tailer::new(vec![spec(pattern, start_at)], options(), &Checkpoints::new())
+        Tailer::new(
+            vec![spec(pattern, start_at)],
+            options(),
+            &Checkpoints::new(),
+        )
     }
 
     fn poll(t: &mut Tailer) -> Vec<Chunk> {
@@ -1292,7 +1313,11 @@ mod tests {
             rotate_wait: Duration::ZERO,
             ..options()
         };
-        let mut t = Tailer::new(vec![spec(&log, StartAt::Beginning)], opts, &Checkpoints::new());
+        let mut t = Tailer::new(
+            vec![spec(&log, StartAt::Beginning)],
+            opts,
+            &Checkpoints::new(),
+        );
         append(&log, b"1\npart");
         assert_eq!(poll_lines(&mut t), ["1"]);
 
@@ -1427,7 +1452,11 @@ mod tests {
             };
             let _ = fs::remove_file(&log);
             append(&log, b"0123456789abcdef\nshort\n01234567\n");
-            let mut t = Tailer::new(vec![spec(&log, StartAt::Beginning)], opts, &Checkpoints::new());
+            let mut t = Tailer::new(
+                vec![spec(&log, StartAt::Beginning)],
+                opts,
+                &Checkpoints::new(),
+            );
             let chunks = poll(&mut t);
             assert_well_formed(&chunks);
             assert_eq!(lines(&chunks), ["01234567", "short", "01234567"]);
@@ -1436,9 +1465,14 @@ mod tests {
             // Too long before its newline arrives: emitted cut at once.
             append(&log, b"ABCDEFGHIJ");
             let chunks = poll(&mut t);
-            assert_eq!(lines(&chunks), ["ABCDEFGH"], "{chunks:?}");
-            let end = chunks.last().map(|c| c.end_offset);
-            assert_eq!(end, Some(33 + 10), "skipped bytes are behind end_offset {chunks:?}");
+            assert_eq!(lines(&chunks), ["ABCDEFGH"]);
+            // end_offset is past the bytes skipped so far (all 10 when read
+            // at once; with 3-byte reads the cut is known after 9).
+            let end = chunks.last().map_or(0, |c| c.end_offset);
+            assert!(end > 32 + 8, "{chunks:?}");
+            if read_buf_bytes > 10 {
+                assert_eq!(end, 32 + 10);
+            }
             append(&log, b"KLM\nok\n");
             assert_eq!(poll_lines(&mut t), ["ok"]);
             assert_eq!(stat(&t, |s| &s.lines_cut), 2);
@@ -1459,7 +1493,11 @@ mod tests {
         assert_eq!(data[0].data.len(), 64 * 1024 + 1);
         assert_eq!(stat(&t, |s| &s.lines_cut), 1);
         let held = &t.specs[0].files[0].lines;
-        assert!(held.partial.capacity() <= 64 * 1024, "{}", held.partial.capacity());
+        assert!(
+            held.partial.capacity() <= 64 * 1024,
+            "{}",
+            held.partial.capacity()
+        );
         assert!(held.discarding);
         append(&log, b"\nnext\n");
         assert_eq!(poll_lines(&mut t), ["next"]);
@@ -1488,8 +1526,15 @@ mod tests {
             read_buf_bytes: 16,
             ..options()
         };
-        let mut t = Tailer::new(vec![spec(&log, StartAt::Beginning)], opts, &Checkpoints::new());
-        let chunks: Vec<Chunk> = poll(&mut t).into_iter().filter(|c| !c.data.is_empty()).collect();
+        let mut t = Tailer::new(
+            vec![spec(&log, StartAt::Beginning)],
+            opts,
+            &Checkpoints::new(),
+        );
+        let chunks: Vec<Chunk> = poll(&mut t)
+            .into_iter()
+            .filter(|c| !c.data.is_empty())
+            .collect();
         assert_eq!(chunks.len(), 5);
         for pair in chunks.windows(2) {
             assert_eq!(pair[0].end_offset, pair[1].start_offset);
@@ -1552,7 +1597,11 @@ mod tests {
             max_line_bytes: 8,
             ..options()
         };
-        let mut t = Tailer::new(vec![spec(&log, StartAt::Beginning)], opts.clone(), &Checkpoints::new());
+        let mut t = Tailer::new(
+            vec![spec(&log, StartAt::Beginning)],
+            opts.clone(),
+            &Checkpoints::new(),
+        );
         append(&log, b"0123456789");
         let mut cps = Checkpoints::new();
         for c in poll(&mut t) {
@@ -1596,7 +1645,11 @@ mod tests {
             .open(&other)
             .and_then(|f| f.set_modified(hour_ago))
             .expect("set mtime");
-        let mut t = Tailer::new(vec![spec(&dir.path().join("*.log"), StartAt::End)], options(), &cps);
+        let mut t = Tailer::new(
+            vec![spec(&dir.path().join("*.log"), StartAt::End)],
+            options(),
+            &cps,
+        );
         assert_eq!(poll_lines(&mut t), Vec::<String>::new());
         append(&other, b"fresh\n");
         assert_eq!(poll_lines(&mut t), ["fresh"]);
@@ -1680,11 +1733,16 @@ mod tests {
 
     impl Running {
         fn start(pattern: &Path, opts: TailerOptions) -> Running {
-            let t = Tailer::new(vec![spec(pattern, StartAt::Beginning)], opts, &Checkpoints::new());
+            let t = Tailer::new(
+                vec![spec(pattern, StartAt::Beginning)],
+                opts,
+                &Checkpoints::new(),
+            );
             let stop = Arc::new(AtomicBool::new(false));
             let (tx, chunks) = mpsc::channel();
             let thread_stop = Arc::clone(&stop);
-            let thread = std::thread::spawn(move || t.run(move |c| tx.send(c).is_ok(), thread_stop));
+            let thread =
+                std::thread::spawn(move || t.run(move |c| tx.send(c).is_ok(), thread_stop));
             Running {
                 stop,
                 chunks,
@@ -1796,7 +1854,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("app.log");
         append(&log, b"x\n");
-        let t = Tailer::new(vec![spec(&log, StartAt::Beginning)], notify_only(), &Checkpoints::new());
+        let t = Tailer::new(
+            vec![spec(&log, StartAt::Beginning)],
+            notify_only(),
+            &Checkpoints::new(),
+        );
         let stop = Arc::new(AtomicBool::new(false));
         let (done_tx, done) = mpsc::channel();
         std::thread::spawn(move || {
@@ -1818,15 +1880,24 @@ mod tests {
         enum Op {
             /// Full lines to the file at the pattern's path (completing its
             /// unfinished line first, if any).
-            Append { n: u8, long: bool },
-            AppendPartial { long: bool },
+            Append {
+                n: u8,
+                long: bool,
+            },
+            AppendPartial {
+                long: bool,
+            },
             CompletePartial,
             /// Full lines to the latest rotated file: its writer has not
             /// reopened yet.
-            AppendOld { n: u8 },
+            AppendOld {
+                n: u8,
+            },
             /// Rename to `app.log.N`; with `create`, create the new file at
             /// once (logrotate's `create`), else on the next write.
-            Rotate { create: bool },
+            Rotate {
+                create: bool,
+            },
             CopyTruncate,
             DeleteRecreate,
             /// Drop the tailer, save and load its checkpoints, start anew.
@@ -1923,7 +1994,11 @@ mod tests {
 
             fn tailer(dir: &Path, glob: bool, checkpoints: &Checkpoints) -> Tailer {
                 let pattern = dir.join(if glob { "app.log*" } else { "app.log" });
-                Tailer::new(vec![spec(&pattern, StartAt::End)], model_options(), checkpoints)
+                Tailer::new(
+                    vec![spec(&pattern, StartAt::End)],
+                    model_options(),
+                    checkpoints,
+                )
             }
 
             fn log_path(&self) -> PathBuf {
@@ -1975,7 +2050,10 @@ mod tests {
             }
 
             fn write(&self, i: usize, bytes: &[u8]) {
-                let path = self.files[i].path.as_ref().expect("a file written to exists");
+                let path = self.files[i]
+                    .path
+                    .as_ref()
+                    .expect("a file written to exists");
                 append(path, bytes);
             }
 
@@ -2119,7 +2197,9 @@ mod tests {
 
             fn poll(&mut self) {
                 let mut chunks = Vec::new();
-                self.tailer.poll_once(&mut |c| chunks.push(c)).expect("poll_once");
+                self.tailer
+                    .poll_once(&mut |c| chunks.push(c))
+                    .expect("poll_once");
                 let now = unix_now();
                 for c in chunks {
                     assert!(c.start_offset <= c.end_offset, "{c:?}");
@@ -2159,8 +2239,14 @@ mod tests {
             fn check(&self) {
                 for (i, f) in self.files.iter().enumerate() {
                     assert_eq!(
-                        f.got.iter().map(|l| String::from_utf8_lossy(l)).collect::<Vec<_>>(),
-                        f.expected.iter().map(|l| String::from_utf8_lossy(l)).collect::<Vec<_>>(),
+                        f.got
+                            .iter()
+                            .map(|l| String::from_utf8_lossy(l))
+                            .collect::<Vec<_>>(),
+                        f.expected
+                            .iter()
+                            .map(|l| String::from_utf8_lossy(l))
+                            .collect::<Vec<_>>(),
                         "file {i} ({:?}, dead: {})",
                         f.path,
                         f.dead
