@@ -101,8 +101,11 @@ mod tests {
 
     #[test]
     fn format_round_trips() {
-        for s in ["60s", "15m", "1h", "7d", "2w", "250ms", "90s"] {
-            assert_eq!(format(parse(s).unwrap()), s);
+        for s in ["15m", "1h", "7d", "2w", "250ms", "90s", "1h30m", "60s"] {
+            let d = parse(s).unwrap();
+            assert_eq!(parse(&format(d)), Ok(d));
         }
+        assert_eq!(format(Duration::from_secs(60)), "1m");
+        assert_eq!(format(Duration::from_secs(90)), "90s");
     }
 }

@@ -43,8 +43,7 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 pub const DEFAULT_BLOCK_FOR: Duration = Duration::from_secs(15 * 60);
 
 /// A mistake in a rule file, located.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}:{line}: rule {rule}: {field}: {message}", file.display())]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleError {
     pub file: PathBuf,
     pub line: usize,
@@ -53,6 +52,26 @@ pub struct RuleError {
     pub field: String,
     pub message: String,
 }
+
+impl fmt::Display for RuleError {
+    /// `file:line: rule "id": field: message`, leaving out what is not
+    /// known (a directory has no line; a syntax error may have no rule id).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+        }
+        if self.rule != "?" {
+            write!(f, ": rule {}", self.rule)?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for RuleError {}
 
 /// Every mistake found in a set of rule files.
 #[derive(Debug, Clone, PartialEq, Eq)]
