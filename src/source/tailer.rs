@@ -56,7 +56,7 @@
 //! is always the right checkpoint. [`Tailer::followed`] lists the files
 //! followed now, to [`Checkpoints::touch`] those that are idle.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, Metadata};
 use std::io;
@@ -336,7 +336,7 @@ impl Tailer {
             // Watch before looking, so that nothing written after a pass
             // goes unnoticed until the next poll interval.
             if let Some(w) = watches.as_mut() {
-                w.sync(self.watch_dirs());
+                w.sync(self.watch_dirs(), self.options.poll_interval);
             }
             let mut receiver_gone = false;
             let result = self.poll_once(&mut |chunk| {
@@ -404,6 +404,9 @@ struct DirWatches {
     /// Watched directory → its (device, inode) when the watch was added, to
     /// notice a directory deleted and made anew (its watch is then dead).
     watched: HashMap<PathBuf, (u64, u64)>,
+    /// Directories we failed to watch, so that the failure is logged once
+    /// (they are still polled, and the watch is tried again each pass).
+    failed: HashSet<PathBuf>,
 }
 
 impl DirWatches {
@@ -425,6 +428,7 @@ impl DirWatches {
             Ok(watcher) => Some(DirWatches {
                 watcher,
                 watched: HashMap::new(),
+                failed: HashSet::new(),
             }),
             Err(e) => {
                 tracing::warn!("tailer: cannot use inotify ({e}); polling only");
@@ -433,9 +437,13 @@ impl DirWatches {
         }
     }
 
-    fn sync(&mut self, wanted: BTreeSet<PathBuf>) {
+    fn sync(&mut self, wanted: BTreeSet<PathBuf>, poll_interval: Duration) {
         use notify::Watcher;
-        let DirWatches { watcher, watched } = self;
+        let DirWatches {
+            watcher,
+            watched,
+            failed,
+        } = self;
         watched.retain(|dir, id| {
             let keep = wanted.contains(dir) && dir_id(dir) == Some(*id);
             if !keep {
@@ -452,9 +460,16 @@ impl DirWatches {
             let Some(id) = dir_id(&dir) else { continue };
             match watcher.watch(&dir, notify::RecursiveMode::NonRecursive) {
                 Ok(()) => {
+                    failed.remove(&dir);
                     watched.insert(dir, id);
                 }
-                Err(e) => tracing::debug!("tailer: cannot watch {}: {e}", dir.display()),
+                // E.g. the inotify watch limit (fs.inotify.max_user_watches).
+                Err(e) if failed.insert(dir.clone()) => tracing::warn!(
+                    "tailer: cannot watch {} ({e}); polling it every {:?}",
+                    dir.display(),
+                    poll_interval
+                ),
+                Err(_) => {}
             }
         }
     }
@@ -647,7 +662,7 @@ impl SpecState {
                     }
                 }
                 found.sort_by(|a, b| a.path.cmp(&b.path));
-                let mut seen = std::collections::HashSet::new();
+                let mut seen = HashSet::new();
                 found.retain(|f| seen.insert((f.dev, f.ino)));
             }
         }
