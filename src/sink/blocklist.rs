@@ -270,8 +270,9 @@ impl Blocklist {
         now: Timestamp,
     ) -> Result<WriteOutcome, BlocklistError> {
         let ttl_ms = rec.expires_at.as_millis().saturating_sub(now.as_millis());
-        if rec.ttl_secs(now) == 0 || ttl_ms <= 0 {
-            // No round trip for what the script would refuse anyway.
+        if ttl_ms <= 0 {
+            // `rec.ttl_secs(now) == 0`: no round trip for what the script
+            // would refuse anyway.
             return Ok(WriteOutcome::Expired);
         }
         let json = serde_json::to_string(rec)?;
