@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "authwatch", version, about = "Blocks IPs that brute-force SSH or forge JWTs, from their log lines, through Redis")]
+#[command(
+    name = "authwatch",
+    version,
+    about = "Blocks IPs that brute-force SSH or forge JWTs, from their log lines, through Redis"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -39,7 +39,11 @@ pub enum ConfigError {
 /// 1-based line number of byte `offset` in `text`.
 pub(crate) fn line_at(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Turns a TOML syntax or type error into a located [`ConfigError`].
@@ -151,7 +155,13 @@ impl Config {
             key: key.to_owned(),
             message,
         };
-        let resolve = |p: &Path| if p.is_absolute() { p.to_owned() } else { base.join(p) };
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_owned()
+            } else {
+                base.join(p)
+            }
+        };
 
         let rules_dir = raw
             .rules_dir
@@ -167,7 +177,10 @@ impl Config {
             Some(list) => {
                 let mut nets = Vec::with_capacity(list.len());
                 for entry in list {
-                    nets.push(parse_cidr(entry.get_ref()).map_err(|m| at(entry.span(), "allowlist", m))?);
+                    nets.push(
+                        parse_cidr(entry.get_ref())
+                            .map_err(|m| at(entry.span(), "allowlist", m))?,
+                    );
                 }
                 Allowlist::new(nets)
             }
@@ -177,7 +190,11 @@ impl Config {
             Some(h) => {
                 let name = h.get_ref().trim();
                 if name.is_empty() || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                    return Err(at(h.span(), "host", "must be a non-empty name without spaces".into()));
+                    return Err(at(
+                        h.span(),
+                        "host",
+                        "must be a non-empty name without spaces".into(),
+                    ));
                 }
                 name.to_owned()
             }
@@ -189,7 +206,11 @@ impl Config {
             Some(v) => {
                 let n = *v.get_ref();
                 if !(256..=16 * 1024 * 1024).contains(&n) {
-                    return Err(at(v.span(), "max_line_bytes", "must be between 256 and 16777216".into()));
+                    return Err(at(
+                        v.span(),
+                        "max_line_bytes",
+                        "must be between 256 and 16777216".into(),
+                    ));
                 }
                 n as usize
             }
@@ -204,7 +225,10 @@ impl Config {
                 None => "redis://127.0.0.1:6379/0".to_owned(),
                 Some(u) => {
                     let s = u.get_ref().trim();
-                    if !["redis://", "rediss://", "unix://", "redis+unix://"].iter().any(|p| s.starts_with(p)) {
+                    if !["redis://", "rediss://", "unix://", "redis+unix://"]
+                        .iter()
+                        .any(|p| s.starts_with(p))
+                    {
                         return Err(at(
                             u.span(),
                             "redis.url",
@@ -219,7 +243,11 @@ impl Config {
                 Some(p) => {
                     let s = p.get_ref();
                     if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                        return Err(at(p.span(), "redis.key_prefix", "must not contain spaces or control characters".into()));
+                        return Err(at(
+                            p.span(),
+                            "redis.key_prefix",
+                            "must not contain spaces or control characters".into(),
+                        ));
                     }
                     s.clone()
                 }
@@ -230,7 +258,11 @@ impl Config {
         let mut sources: Vec<SourceConfig> = Vec::with_capacity(raw.source.len());
         for s in raw.source {
             let name = s.name.get_ref().trim().to_owned();
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
                 return Err(at(
                     s.name.span(),
                     "source.name",
@@ -238,7 +270,11 @@ impl Config {
                 ));
             }
             if sources.iter().any(|o| o.name == name) {
-                return Err(at(s.name.span(), "source.name", format!("source {name:?} is defined twice")));
+                return Err(at(
+                    s.name.span(),
+                    "source.name",
+                    format!("source {name:?} is defined twice"),
+                ));
             }
             let path = s.path.get_ref().trim();
             if path.is_empty() {
@@ -288,19 +324,30 @@ impl Config {
                 }
             };
             let url = a.url.get_ref().trim();
-            if !(url.starts_with("http://") || url.starts_with("https://")) || reqwest::Url::parse(url).is_err() {
-                return Err(at(a.url.span(), "alert.url", "must be an http:// or https:// URL".into()));
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || reqwest::Url::parse(url).is_err()
+            {
+                return Err(at(
+                    a.url.span(),
+                    "alert.url",
+                    "must be an http:// or https:// URL".into(),
+                ));
             }
             let timeout = match a.timeout {
                 None => Duration::from_secs(5),
-                Some(t) => crate::duration::parse(t.get_ref()).map_err(|e| at(t.span(), "alert.timeout", e.to_string()))?,
+                Some(t) => crate::duration::parse(t.get_ref())
+                    .map_err(|e| at(t.span(), "alert.timeout", e.to_string()))?,
             };
             let attempts = match a.attempts {
                 None => 4,
                 Some(n) => {
                     let v = *n.get_ref();
                     if !(1..=20).contains(&v) {
-                        return Err(at(n.span(), "alert.attempts", "must be between 1 and 20".into()));
+                        return Err(at(
+                            n.span(),
+                            "alert.attempts",
+                            "must be between 1 and 20".into(),
+                        ));
                     }
                     v as u32
                 }
@@ -415,14 +462,19 @@ url = "https://hooks.slack.com/services/T000/B000/XXXX"
         let e = error("rules_dir = \"/r\"\n\n[redis]\nurl = \"http://x\"\n");
         assert_eq!(e, "/etc/authwatch/authwatch.toml:4: redis.url: must start with redis://, rediss:// or unix://");
         let e = error("allowlist = [\"10.0.0.0/8\",\n \"not-a-net\"]\n");
-        assert!(e.starts_with("/etc/authwatch/authwatch.toml:2: allowlist:"), "{e}");
+        assert!(
+            e.starts_with("/etc/authwatch/authwatch.toml:2: allowlist:"),
+            "{e}"
+        );
         let e = error("treshold = 5\n");
         assert!(e.contains(":1:") && e.contains("treshold"), "{e}");
         let e = error("[[alert]]\nkind = \"pager\"\nurl = \"http://x\"\n");
         assert!(e.contains(":2: alert.kind:"), "{e}");
         let e = error("[[source]]\nname = \"a\"\npath = \"/x\"\nstart_at = \"middle\"\n");
         assert!(e.contains(":4: source.start_at:"), "{e}");
-        let e = error("[[source]]\nname = \"a\"\npath = \"/x\"\n[[source]]\nname = \"a\"\npath = \"/y\"\n");
+        let e = error(
+            "[[source]]\nname = \"a\"\npath = \"/x\"\n[[source]]\nname = \"a\"\npath = \"/y\"\n",
+        );
         assert!(e.contains(":5: source.name:"), "{e}");
     }
 

@@ -67,8 +67,17 @@ pub async fn run(
         tracing::warn!(config = %config.file.display(), "no [[source]] configured: nothing will be read");
     }
 
-    let filters = config.sources.iter().map(|s| rules.filter_for_source(&s.name)).collect();
-    let mut engine = Engine::new(rules.clone(), filters, config.allowlist.clone(), config.max_line_bytes);
+    let filters = config
+        .sources
+        .iter()
+        .map(|s| rules.filter_for_source(&s.name))
+        .collect();
+    let mut engine = Engine::new(
+        rules.clone(),
+        filters,
+        config.allowlist.clone(),
+        config.max_line_bytes,
+    );
 
     let specs = config
         .sources
@@ -89,13 +98,25 @@ pub async fn run(
     let (chunk_tx, mut chunk_rx) = mpsc::channel::<Chunk>(CHUNK_QUEUE);
     let (decision_tx, decision_rx) = mpsc::unbounded_channel::<Decision>();
 
-    let alerter = Alerter::spawn(config.alerts.clone(), config.host.clone(), shutdown.clone(), &tracker);
-    tracker.spawn(writer(config.clone(), alerter, decision_rx, shutdown.clone()));
+    let alerter = Alerter::spawn(
+        config.alerts.clone(),
+        config.host.clone(),
+        shutdown.clone(),
+        &tracker,
+    );
+    tracker.spawn(writer(
+        config.clone(),
+        alerter,
+        decision_rx,
+        shutdown.clone(),
+    ));
 
     // Position every source before saying ready, so that "ready" means
     // "lines appended from now on are counted".
     let mut first = Vec::new();
-    tailer.poll_once(&mut |c| first.push(c)).map_err(DaemonError::Tailer)?;
+    tailer
+        .poll_once(&mut |c| first.push(c))
+        .map_err(DaemonError::Tailer)?;
     for chunk in first {
         process(&mut engine, &chunk, &decision_tx);
     }
@@ -225,7 +246,9 @@ async fn writer(
                 }
             }
         }
-        let Some(bl) = blocklist.as_ref() else { continue };
+        let Some(bl) = blocklist.as_ref() else {
+            continue;
+        };
         let Some(d) = pending.front() else { continue };
         let now = Timestamp::now();
         let rec = record(d, &config.host, now);
@@ -236,9 +259,15 @@ async fn writer(
                         tracing::warn!(ip = %rec.ip, rule = %rec.rule, count = rec.count, expires_at = %rec.expires_at, "blocked");
                         alerter.notify(&rec);
                     }
-                    WriteOutcome::Extended => tracing::info!(ip = %rec.ip, rule = %rec.rule, expires_at = %rec.expires_at, "block extended"),
-                    WriteOutcome::Unchanged => tracing::debug!(ip = %rec.ip, rule = %rec.rule, "already blocked for longer"),
-                    WriteOutcome::Expired => tracing::info!(ip = %rec.ip, rule = %rec.rule, expires_at = %rec.expires_at, "block decided for a past attack has already expired; not written"),
+                    WriteOutcome::Extended => {
+                        tracing::info!(ip = %rec.ip, rule = %rec.rule, expires_at = %rec.expires_at, "block extended")
+                    }
+                    WriteOutcome::Unchanged => {
+                        tracing::debug!(ip = %rec.ip, rule = %rec.rule, "already blocked for longer")
+                    }
+                    WriteOutcome::Expired => {
+                        tracing::info!(ip = %rec.ip, rule = %rec.rule, expires_at = %rec.expires_at, "block decided for a past attack has already expired; not written")
+                    }
                 }
                 pending.pop_front();
                 backoff = Duration::from_millis(200);
@@ -255,7 +284,11 @@ async fn writer(
 
 /// Waits out the backoff. At shutdown, blocks that still cannot be written
 /// are reported one by one rather than dropped silently.
-async fn wait_or_give_up(shutdown: &CancellationToken, backoff: &mut Duration, pending: &VecDeque<Decision>) -> bool {
+async fn wait_or_give_up(
+    shutdown: &CancellationToken,
+    backoff: &mut Duration,
+    pending: &VecDeque<Decision>,
+) -> bool {
     tokio::select! {
         () = tokio::time::sleep(*backoff) => {
             *backoff = (*backoff * 2).min(Duration::from_secs(10));

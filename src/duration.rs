@@ -64,8 +64,14 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
 /// Formats a duration the way [`parse`] reads it, in its largest exact unit.
 pub fn format(d: Duration) -> String {
     let ms = d.as_millis();
-    for (unit, size) in [("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-        if ms != 0 && ms % size == 0 {
+    for (unit, size) in [
+        ("w", 604_800_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms != 0 && ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
     }
@@ -95,8 +101,14 @@ mod tests {
         assert!(matches!(parse("5y"), Err(DurationError::BadUnit(_))));
         assert!(matches!(parse("m5"), Err(DurationError::Malformed(_))));
         assert!(matches!(parse("-5s"), Err(DurationError::Malformed(_))));
-        assert!(matches!(parse("99999999999999999999s"), Err(DurationError::Overflow(_))));
-        assert!(matches!(parse("999999999999999w"), Err(DurationError::Overflow(_))));
+        assert!(matches!(
+            parse("99999999999999999999s"),
+            Err(DurationError::Overflow(_))
+        ));
+        assert!(matches!(
+            parse("999999999999999w"),
+            Err(DurationError::Overflow(_))
+        ));
     }
 
     #[test]

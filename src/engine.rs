@@ -43,7 +43,12 @@ pub struct Engine {
 const SWEEP_EVERY_MS: i64 = 1_000;
 
 impl Engine {
-    pub fn new(rules: Arc<RuleSet>, filters: Vec<RuleFilter>, allowlist: Allowlist, max_line_bytes: usize) -> Engine {
+    pub fn new(
+        rules: Arc<RuleSet>,
+        filters: Vec<RuleFilter>,
+        allowlist: Allowlist,
+        max_line_bytes: usize,
+    ) -> Engine {
         let detector = Detector::new(rules.policies());
         let state = rules.new_state(Timestamp::now());
         let matched = vec![0; rules.rules().len()];
@@ -55,7 +60,10 @@ impl Engine {
             allowlist,
             max_line_bytes,
             last_sweep: Timestamp::default(),
-            stats: EngineStats { matched, ..EngineStats::default() },
+            stats: EngineStats {
+                matched,
+                ..EngineStats::default()
+            },
         }
     }
 
@@ -86,14 +94,30 @@ impl Engine {
 
     /// Processes every line in `data` (lines separated by `\n`; the last
     /// may lack it) from source `source`, read at `read_time`.
-    pub fn lines(&mut self, source: usize, data: &[u8], read_time: Timestamp, out: &mut impl FnMut(Decision)) {
-        for line in data.strip_suffix(b"\n").unwrap_or(data).split(|&b| b == b'\n') {
+    pub fn lines(
+        &mut self,
+        source: usize,
+        data: &[u8],
+        read_time: Timestamp,
+        out: &mut impl FnMut(Decision),
+    ) {
+        for line in data
+            .strip_suffix(b"\n")
+            .unwrap_or(data)
+            .split(|&b| b == b'\n')
+        {
             self.line(source, line, read_time, out);
         }
     }
 
     /// Processes one line, without its `\n`.
-    pub fn line(&mut self, source: usize, line: &[u8], read_time: Timestamp, out: &mut impl FnMut(Decision)) {
+    pub fn line(
+        &mut self,
+        source: usize,
+        line: &[u8],
+        read_time: Timestamp,
+        out: &mut impl FnMut(Decision),
+    ) {
         self.stats.lines += 1;
         self.stats.bytes += line.len() as u64 + 1;
         if line.len() >= self.max_line_bytes {
@@ -103,7 +127,15 @@ impl Engine {
         let Some(filter) = self.filters.get(source) else {
             return;
         };
-        let Engine { rules, state, detector, allowlist, stats, last_sweep, .. } = self;
+        let Engine {
+            rules,
+            state,
+            detector,
+            allowlist,
+            stats,
+            last_sweep,
+            ..
+        } = self;
         rules.match_line(state, filter, line, &mut |hit| {
             stats.matched[hit.rule.0 as usize] += 1;
             if allowlist.contains(&hit.ip) {

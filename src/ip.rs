@@ -149,9 +149,20 @@ mod tests {
         let sock = |s: &str| parse_client_ip_or_socket(s.as_bytes()).map(|a| a.to_string());
         assert_eq!(sock("203.0.113.7:51234").as_deref(), Some("203.0.113.7"));
         assert_eq!(sock("[2001:db8::1]:51234").as_deref(), Some("2001:db8::1"));
-        assert_eq!(sock("[::ffff:203.0.113.7]:1").as_deref(), Some("203.0.113.7"));
+        assert_eq!(
+            sock("[::ffff:203.0.113.7]:1").as_deref(),
+            Some("203.0.113.7")
+        );
         assert_eq!(sock("2001:db8::1").as_deref(), Some("2001:db8::1"));
-        for bad in ["203.0.113.7:", "203.0.113.7:123456", "[2001:db8::1]", "[2001:db8::1]:x", "host:80", "1.2.3.4:80:80", "[fe80::1%eth0]:22"] {
+        for bad in [
+            "203.0.113.7:",
+            "203.0.113.7:123456",
+            "[2001:db8::1]",
+            "[2001:db8::1]:x",
+            "host:80",
+            "1.2.3.4:80:80",
+            "[fe80::1%eth0]:22",
+        ] {
             assert_eq!(sock(bad), None, "{bad:?}");
         }
     }

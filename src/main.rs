@@ -76,14 +76,26 @@ fn load_rules(dir: &std::path::Path) -> anyhow::Result<RuleSet> {
 /// default configuration file.
 fn rules_from(args: &RulesArgs) -> anyhow::Result<(RuleSet, Allowlist, usize)> {
     match (&args.config, &args.rules) {
-        (_, Some(dir)) => Ok((load_rules(dir)?, Allowlist::default(), DEFAULT_MAX_LINE_BYTES)),
+        (_, Some(dir)) => Ok((
+            load_rules(dir)?,
+            Allowlist::default(),
+            DEFAULT_MAX_LINE_BYTES,
+        )),
         (Some(c), None) => {
             let config = load_config(c)?;
-            Ok((load_rules(&config.rules_dir)?, config.allowlist, config.max_line_bytes))
+            Ok((
+                load_rules(&config.rules_dir)?,
+                config.allowlist,
+                config.max_line_bytes,
+            ))
         }
         (None, None) => {
             let config = load_config(DEFAULT_CONFIG_PATH.as_ref())?;
-            Ok((load_rules(&config.rules_dir)?, config.allowlist, config.max_line_bytes))
+            Ok((
+                load_rules(&config.rules_dir)?,
+                config.allowlist,
+                config.max_line_bytes,
+            ))
         }
     }
 }
@@ -91,11 +103,23 @@ fn rules_from(args: &RulesArgs) -> anyhow::Result<(RuleSet, Allowlist, usize)> {
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config } => run_daemon(&config),
-        Command::Replay { rules, threshold, window, json, source, files } => {
+        Command::Replay {
+            rules,
+            threshold,
+            window,
+            json,
+            source,
+            files,
+        } => {
             let (mut set, allowlist, max_line_bytes) = rules_from(&rules)?;
             set.override_all(threshold, window);
             let set = Arc::new(set);
-            let opts = authwatch::replay::ReplayOptions { inputs: files, json, max_line_bytes, source };
+            let opts = authwatch::replay::ReplayOptions {
+                inputs: files,
+                json,
+                max_line_bytes,
+                source,
+            };
             let stdout = io::stdout();
             let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
             let summary = authwatch::replay::run(set.clone(), allowlist, &opts, &mut out)?;
@@ -103,7 +127,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("{}", summary.render(&set));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rules { command: RulesCommand::Check { rules } } => {
+        Command::Rules {
+            command: RulesCommand::Check { rules },
+        } => {
             let (set, _, _) = match rules_from(&rules) {
                 Ok(r) => r,
                 Err(e) => {
@@ -112,7 +138,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             let examples: usize = set.rules().iter().map(|r| r.examples.len()).sum();
-            println!("ok: {} rules, {} examples pass", set.rules().len(), examples);
+            println!(
+                "ok: {} rules, {} examples pass",
+                set.rules().len(),
+                examples
+            );
             for r in set.rules() {
                 println!(
                     "  {:<24} threshold {} in {}, block for {}, {} examples  ({}:{})",
@@ -127,16 +157,23 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rules { command: RulesCommand::Test { rules, rule, line } } => {
+        Command::Rules {
+            command: RulesCommand::Test { rules, rule, line },
+        } => {
             let (set, allowlist, _) = rules_from(&rules)?;
-            let report = authwatch::rules::explain(&set, &allowlist, rule.as_deref(), line.as_bytes())
-                .map_err(|e| Usage(e))?;
+            let report =
+                authwatch::rules::explain(&set, &allowlist, rule.as_deref(), line.as_bytes())
+                    .map_err(Usage)?;
             print!("{report}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Blocks { command: BlocksCommand::List { config, json } } => {
+        Command::Blocks {
+            command: BlocksCommand::List { config, json },
+        } => {
             let config = load_config(&config)?;
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(list_blocks(&config, json))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -166,7 +203,10 @@ fn run_daemon(path: &std::path::Path) -> anyhow::Result<ExitCode> {
 
 async fn wait_for_stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         std::future::pending::<()>().await;
         return;
@@ -202,9 +242,22 @@ async fn list_blocks(config: &Config, json: bool) -> anyhow::Result<()> {
         writeln!(out, "no current blocks")?;
         return Ok(());
     }
-    writeln!(out, "{:<40} {:<20} {:>6}  {:<24} {:>10}", "IP", "RULE", "COUNT", "EXPIRES", "LEFT")?;
+    writeln!(
+        out,
+        "{:<40} {:<20} {:>6}  {:<24} {:>10}",
+        "IP", "RULE", "COUNT", "EXPIRES", "LEFT"
+    )?;
     for b in &blocks {
-        let field = |k: &str| b.record.get(k).map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())).unwrap_or_default();
+        let field = |k: &str| {
+            b.record
+                .get(k)
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .unwrap_or_default()
+        };
         writeln!(
             out,
             "{:<40} {:<20} {:>6}  {:<24} {:>10}",

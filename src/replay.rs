@@ -53,7 +53,12 @@ pub struct ReplaySummary {
 }
 
 /// Runs the replay, writing decisions to `out`.
-pub fn run(rules: Arc<RuleSet>, allowlist: Allowlist, opts: &ReplayOptions, out: &mut dyn Write) -> io::Result<ReplaySummary> {
+pub fn run(
+    rules: Arc<RuleSet>,
+    allowlist: Allowlist,
+    opts: &ReplayOptions,
+    out: &mut dyn Write,
+) -> io::Result<ReplaySummary> {
     let filter = match &opts.source {
         Some(name) => rules.filter_for_source(name),
         None => rules.filter_all(),
@@ -65,7 +70,8 @@ pub fn run(rules: Arc<RuleSet>, allowlist: Allowlist, opts: &ReplayOptions, out:
         let (reader, reference): (Box<dyn Read>, Timestamp) = if input.as_os_str() == "-" {
             (Box::new(io::stdin().lock()), Timestamp::now())
         } else {
-            let f = File::open(input).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", input.display())))?;
+            let f = File::open(input)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", input.display())))?;
             // Year-less syslog times are placed relative to the file's
             // last write, so last December's log replays as last December.
             let mtime = f

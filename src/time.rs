@@ -622,7 +622,12 @@ pub fn parse_clf(s: &[u8], clock: &SyslogClock) -> Option<Timestamp> {
     let year = y.iter().fold(0i32, |a, &b| a * 10 + i32::from(b - b'0'));
     let sep = *s.get(11)?;
     let (hour, minute, second) = (two_digits(s, 12)?, two_digits(s, 15)?, two_digits(s, 18)?);
-    if s.get(14) != Some(&b':') || s.get(17) != Some(&b':') || hour > 23 || minute > 59 || second > 60 {
+    if s.get(14) != Some(&b':')
+        || s.get(17) != Some(&b':')
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let second = second.min(59);
@@ -645,7 +650,9 @@ pub fn parse_clf(s: &[u8], clock: &SyslogClock) -> Option<Timestamp> {
             }
             let local = days_from_civil(year, month, day) * 86_400
                 + i64::from(hour * 3600 + minute * 60 + second);
-            Some(Timestamp::from_secs(local - sign * i64::from(oh * 3600 + om * 60)))
+            Some(Timestamp::from_secs(
+                local - sign * i64::from(oh * 3600 + om * 60),
+            ))
         }
         (b' ', 20) => {
             let dt = jiff::civil::DateTime::new(
@@ -716,12 +723,32 @@ mod tests {
     fn common_log_format_times() {
         let clock = SyslogClock::new(TimeZone::fixed(jiff::tz::offset(2)), Timestamp::now());
         let t = |s: &str| parse_clf(s.as_bytes(), &clock).map(|t| t.to_string());
-        assert_eq!(t("10/Oct/2024:13:55:36 +0000").as_deref(), Some("2024-10-10T13:55:36Z"));
-        assert_eq!(t("10/Oct/2024:13:55:36 -0700").as_deref(), Some("2024-10-10T20:55:36Z"));
-        assert_eq!(t("03/Dec/2026:14:55:36 +0100").as_deref(), Some("2026-12-03T13:55:36Z"));
+        assert_eq!(
+            t("10/Oct/2024:13:55:36 +0000").as_deref(),
+            Some("2024-10-10T13:55:36Z")
+        );
+        assert_eq!(
+            t("10/Oct/2024:13:55:36 -0700").as_deref(),
+            Some("2024-10-10T20:55:36Z")
+        );
+        assert_eq!(
+            t("03/Dec/2026:14:55:36 +0100").as_deref(),
+            Some("2026-12-03T13:55:36Z")
+        );
         // Werkzeug: local time in the clock's zone (UTC+2 here).
-        assert_eq!(t("03/Dec/2026 13:55:36").as_deref(), Some("2026-12-03T11:55:36Z"));
-        for bad in ["31/Feb/2024:00:00:00 +0000", "10/Foo/2024:13:55:36 +0000", "10/Oct/2024:13:55:36", "10/Oct/2024:25:00:00 +0000", "10/Oct/2024:13:55:36 +0000 ", "1/Oct/2024:13:55:36 +0000", ""] {
+        assert_eq!(
+            t("03/Dec/2026 13:55:36").as_deref(),
+            Some("2026-12-03T11:55:36Z")
+        );
+        for bad in [
+            "31/Feb/2024:00:00:00 +0000",
+            "10/Foo/2024:13:55:36 +0000",
+            "10/Oct/2024:13:55:36",
+            "10/Oct/2024:25:00:00 +0000",
+            "10/Oct/2024:13:55:36 +0000 ",
+            "1/Oct/2024:13:55:36 +0000",
+            "",
+        ] {
             assert_eq!(t(bad), None, "{bad:?}");
         }
         let s = b"10/Oct/2024:13:55:36 +0000";
@@ -734,11 +761,23 @@ mod tests {
     fn log_times_in_every_format() {
         let mut clock = SyslogClock::new(TimeZone::UTC, Timestamp::from_secs(1_733_230_993));
         let mut t = |s: &str| parse_log_time(s.as_bytes(), &mut clock).map(|t| t.to_string());
-        assert_eq!(t("2024-05-01T12:34:56Z").as_deref(), Some("2024-05-01T12:34:56Z"));
-        assert_eq!(t("10/Oct/2024:13:55:36 +0000").as_deref(), Some("2024-10-10T13:55:36Z"));
+        assert_eq!(
+            t("2024-05-01T12:34:56Z").as_deref(),
+            Some("2024-05-01T12:34:56Z")
+        );
+        assert_eq!(
+            t("10/Oct/2024:13:55:36 +0000").as_deref(),
+            Some("2024-10-10T13:55:36Z")
+        );
         assert_eq!(t("1714566896").as_deref(), Some("2024-05-01T12:34:56Z"));
-        assert_eq!(t("1714566896789").as_deref(), Some("2024-05-01T12:34:56.789Z"));
-        assert_eq!(t("Dec  3 12:00:00").as_deref(), Some("2024-12-03T12:00:00Z"));
+        assert_eq!(
+            t("1714566896789").as_deref(),
+            Some("2024-05-01T12:34:56.789Z")
+        );
+        assert_eq!(
+            t("Dec  3 12:00:00").as_deref(),
+            Some("2024-12-03T12:00:00Z")
+        );
         assert_eq!(t("Dec  3 12:00:00 trailing"), None);
         assert_eq!(t("yesterday"), None);
     }

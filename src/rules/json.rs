@@ -101,7 +101,10 @@ impl JsonMatcher {
         let mut time: Option<(usize, Scalar<'_>)> = None;
         let scanned = scanner.scan(line, |path, value| {
             for (i, p) in self.predicates.iter().enumerate() {
-                if satisfied & (1 << i) == 0 && p.selects(path, &value) && text_of(&value).is_some_and(|t| p.holds(t)) {
+                if satisfied & (1 << i) == 0
+                    && p.selects(path, &value)
+                    && text_of(&value).is_some_and(|t| p.holds(t))
+                {
                     satisfied |= 1 << i;
                 }
             }
@@ -128,7 +131,11 @@ impl JsonMatcher {
         if scanned.is_err() {
             return Err(JsonMiss::Malformed);
         }
-        let all = if self.predicates.len() >= 64 { u64::MAX } else { (1u64 << self.predicates.len()) - 1 };
+        let all = if self.predicates.len() >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.predicates.len()) - 1
+        };
         if satisfied != all {
             return Err(JsonMiss::NoMatch);
         }

@@ -93,7 +93,10 @@ impl std::error::Error for RuleErrors {}
 
 #[derive(Debug)]
 enum Matcher {
-    Text { format: TextFormat, patterns: Vec<Pattern> },
+    Text {
+        format: TextFormat,
+        patterns: Vec<Pattern>,
+    },
     Json(JsonMatcher),
 }
 
@@ -207,7 +210,8 @@ impl RuleSet {
                 message,
             }])
         };
-        let entries = std::fs::read_dir(dir).map_err(|e| err(format!("cannot read the rules directory: {e}")))?;
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| err(format!("cannot read the rules directory: {e}")))?;
         let mut paths: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
@@ -244,7 +248,9 @@ impl RuleSet {
                 Err(e) => {
                     let located = crate::config::toml_error(path, text, &e);
                     let (line, field, message) = match located {
-                        crate::config::ConfigError::At { line, key, message, .. } => (line, key, message),
+                        crate::config::ConfigError::At {
+                            line, key, message, ..
+                        } => (line, key, message),
                         other => (0, String::new(), other.to_string()),
                     };
                     errors.push(RuleError {
@@ -259,9 +265,17 @@ impl RuleSet {
             };
             for r in raw.rule {
                 let span = r.span();
-                let ctx = Ctx { file: path, text, rule: format!("{:?}", r.get_ref().id.get_ref()) };
+                let ctx = Ctx {
+                    file: path,
+                    text,
+                    rule: format!("{:?}", r.get_ref().id.get_ref()),
+                };
                 if rules.iter().any(|o| *o.id == **r.get_ref().id.get_ref()) {
-                    errors.push(ctx.err(r.get_ref().id.span(), "id", "this rule id is already defined".into()));
+                    errors.push(ctx.err(
+                        r.get_ref().id.span(),
+                        "id",
+                        "this rule id is already defined".into(),
+                    ));
                     continue;
                 }
                 if rules.len() >= u16::MAX as usize {
@@ -335,7 +349,11 @@ impl RuleSet {
         RuleFilter(
             self.rules
                 .iter()
-                .map(|r| r.sources.as_ref().is_none_or(|s| s.iter().any(|n| n == name)))
+                .map(|r| {
+                    r.sources
+                        .as_ref()
+                        .is_none_or(|s| s.iter().any(|n| n == name))
+                })
                 .collect(),
         )
     }
@@ -367,7 +385,13 @@ impl RuleSet {
     /// Matches one line (without its `\n`; a trailing `\r` is stripped
     /// here) against the rules `filter` allows, calling `out` for each
     /// hit — at most one per rule, from its first matching pattern.
-    pub fn match_line(&self, st: &mut MatchState, filter: &RuleFilter, line: &[u8], out: &mut impl FnMut(Hit)) {
+    pub fn match_line(
+        &self,
+        st: &mut MatchState,
+        filter: &RuleFilter,
+        line: &[u8],
+        out: &mut impl FnMut(Hit),
+    ) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         self.prefilter.candidates(line, &mut st.candidates);
         if st.candidates.is_empty() {
@@ -424,12 +448,17 @@ impl RuleSet {
                 }
                 Err(JsonMiss::NoMatch) => None,
             },
-            Matcher::Text { format: TextFormat::Plain, patterns } => {
+            Matcher::Text {
+                format: TextFormat::Plain,
+                patterns,
+            } => {
                 for c in cands {
                     let unit = st.candidates[c];
                     let k = self.units[unit as usize].1 as usize;
                     let p = &patterns[k];
-                    if let Some(m) = text::run(p, &mut st.locations[unit as usize], line, &mut st.clock) {
+                    if let Some(m) =
+                        text::run(p, &mut st.locations[unit as usize], line, &mut st.clock)
+                    {
                         return Some(Hit {
                             rule: idx,
                             ip: m.ip,
@@ -443,10 +472,15 @@ impl RuleSet {
                 None
             }
             Matcher::Text {
-                format: TextFormat::Syslog { programs, session_by_pid },
+                format:
+                    TextFormat::Syslog {
+                        programs,
+                        session_by_pid,
+                    },
                 patterns,
             } => {
-                let h = header.get_or_insert_with(|| crate::syslog::parse_header(line, &mut st.clock));
+                let h =
+                    header.get_or_insert_with(|| crate::syslog::parse_header(line, &mut st.clock));
                 let h = h.as_ref()?;
                 if !programs.is_empty() && !programs.iter().any(|p| p.as_slice() == h.program) {
                     return None;
@@ -456,13 +490,19 @@ impl RuleSet {
                     let unit = st.candidates[c];
                     let k = self.units[unit as usize].1 as usize;
                     let p = &patterns[k];
-                    if let Some(m) = text::run(p, &mut st.locations[unit as usize], message, &mut st.clock) {
+                    if let Some(m) =
+                        text::run(p, &mut st.locations[unit as usize], message, &mut st.clock)
+                    {
                         return Some(Hit {
                             rule: idx,
                             ip: m.ip,
                             time: Some(m.time.unwrap_or(h.time)),
                             weight: m.weight.saturating_mul(repeat),
-                            session: if *session_by_pid { text::session_of(h) } else { None },
+                            session: if *session_by_pid {
+                                text::session_of(h)
+                            } else {
+                                None
+                            },
                             tally: p.tally,
                         });
                     }
@@ -501,10 +541,20 @@ impl RuleSet {
                         if h.ip != *ip {
                             errors.push(fail(format!("yields IP {}, expected {ip}", h.ip)));
                         } else if time.is_some() && h.time != *time {
-                            let got = h.time.map(|t| t.to_string()).unwrap_or_else(|| "no time".into());
-                            errors.push(fail(format!("yields time {got}, expected {}", time.unwrap_or_default())));
+                            let got = h
+                                .time
+                                .map(|t| t.to_string())
+                                .unwrap_or_else(|| "no time".into());
+                            errors.push(fail(format!(
+                                "yields time {got}, expected {}",
+                                time.unwrap_or_default()
+                            )));
                         } else if weight.is_some_and(|w| w != h.weight) {
-                            errors.push(fail(format!("counts {} failures, expected {}", h.weight, weight.unwrap_or(1))));
+                            errors.push(fail(format!(
+                                "counts {} failures, expected {}",
+                                h.weight,
+                                weight.unwrap_or(1)
+                            )));
                         }
                     }
                 }
@@ -548,8 +598,20 @@ fn strings(ctx: &Ctx<'_>, v: &Spanned<toml::Value>, field: &str) -> Result<Vec<S
             .iter()
             .map(|x| x.as_str().map(str::to_owned))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| ctx.err(v.span(), field, "must be a string or a list of strings".into()))?,
-        _ => return Err(ctx.err(v.span(), field, "must be a string or a list of strings".into())),
+            .ok_or_else(|| {
+                ctx.err(
+                    v.span(),
+                    field,
+                    "must be a string or a list of strings".into(),
+                )
+            })?,
+        _ => {
+            return Err(ctx.err(
+                v.span(),
+                field,
+                "must be a string or a list of strings".into(),
+            ))
+        }
     };
     if list.is_empty() || list.iter().any(|s| s.is_empty()) {
         return Err(ctx.err(v.span(), field, "must not be empty".into()));
@@ -562,8 +624,17 @@ type Compiled = (Rule, Vec<Option<Vec<Vec<u8>>>>);
 fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Vec<RuleError>> {
     let mut errors = Vec::new();
     let id = raw.id.get_ref().trim().to_owned();
-    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        errors.push(ctx.err(raw.id.span(), "id", "must be 1 to 64 letters, digits, '-', '_' or '.'".into()));
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        errors.push(ctx.err(
+            raw.id.span(),
+            "id",
+            "must be 1 to 64 letters, digits, '-', '_' or '.'".into(),
+        ));
     }
     let threshold = match &raw.threshold {
         None => DEFAULT_THRESHOLD,
@@ -592,21 +663,41 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
     let sources = raw.sources.as_ref().map(|s| s.get_ref().clone());
     if let Some(s) = &raw.sources {
         if s.get_ref().is_empty() {
-            errors.push(ctx.err(s.span(), "sources", "an empty list reads nothing: omit it to read every source".into()));
+            errors.push(ctx.err(
+                s.span(),
+                "sources",
+                "an empty list reads nothing: omit it to read every source".into(),
+            ));
         }
     }
 
-    let format = raw.format.as_ref().map(|f| f.get_ref().as_str()).unwrap_or("plain");
+    let format = raw
+        .format
+        .as_ref()
+        .map(|f| f.get_ref().as_str())
+        .unwrap_or("plain");
     let mut lits = Vec::new();
     let matcher = match format {
         "plain" | "syslog" => {
-            for (field, present) in [("ip", raw.ip.is_some()), ("time", raw.time.is_some()), ("when", !raw.when.is_empty())] {
+            for (field, present) in [
+                ("ip", raw.ip.is_some()),
+                ("time", raw.time.is_some()),
+                ("when", !raw.when.is_empty()),
+            ] {
                 if present {
-                    errors.push(ctx.err(raw.id.span(), field, format!("only json rules take `{field}`; text rules use named groups")));
+                    errors.push(ctx.err(
+                        raw.id.span(),
+                        field,
+                        format!("only json rules take `{field}`; text rules use named groups"),
+                    ));
                 }
             }
             if raw.pattern.is_empty() {
-                errors.push(ctx.err(raw.id.span(), "pattern", "a text rule needs at least one [[rule.pattern]]".into()));
+                errors.push(ctx.err(
+                    raw.id.span(),
+                    "pattern",
+                    "a text rule needs at least one [[rule.pattern]]".into(),
+                ));
             }
             let mut patterns = Vec::new();
             for (k, p) in raw.pattern.iter().enumerate() {
@@ -618,7 +709,11 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
                     Some("if_first") => Tally::IfFirst,
                     Some(other) => {
                         let span = p.tally.as_ref().map(|t| t.span()).unwrap_or_default();
-                        errors.push(ctx.err(span, &format!("{field}.tally"), format!("{other:?} is not one of \"each\", \"announce\", \"if_first\"")));
+                        errors.push(ctx.err(
+                            span,
+                            &format!("{field}.tally"),
+                            format!("{other:?} is not one of \"each\", \"announce\", \"if_first\""),
+                        ));
                         Tally::Each
                     }
                 };
@@ -627,11 +722,17 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
                     Err(m) => errors.push(ctx.err(p.regex.span(), &format!("{field}.regex"), m)),
                 }
                 lits.push(match &p.literals {
-                    Some(l) if l.get_ref().iter().all(|x| !x.is_empty()) && !l.get_ref().is_empty() => {
+                    Some(l)
+                        if l.get_ref().iter().all(|x| !x.is_empty()) && !l.get_ref().is_empty() =>
+                    {
                         Some(l.get_ref().iter().map(|x| x.as_bytes().to_vec()).collect())
                     }
                     Some(l) => {
-                        errors.push(ctx.err(l.span(), &format!("{field}.literals"), "must be a non-empty list of non-empty strings".into()));
+                        errors.push(ctx.err(
+                            l.span(),
+                            &format!("{field}.literals"),
+                            "must be a non-empty list of non-empty strings".into(),
+                        ));
                         None
                     }
                     None => prefilter::required_literals(p.regex.get_ref()),
@@ -642,7 +743,11 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
                     None => false,
                     Some(s) if s.get_ref() == "pid" => true,
                     Some(s) => {
-                        errors.push(ctx.err(s.span(), "session", "the only session key is \"pid\"".into()));
+                        errors.push(ctx.err(
+                            s.span(),
+                            "session",
+                            "the only session key is \"pid\"".into(),
+                        ));
                         false
                     }
                 };
@@ -655,28 +760,53 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
                     session_by_pid,
                 }
             } else {
-                for (field, present) in [("programs", raw.programs.is_some()), ("session", raw.session.is_some())] {
+                for (field, present) in [
+                    ("programs", raw.programs.is_some()),
+                    ("session", raw.session.is_some()),
+                ] {
                     if present {
-                        errors.push(ctx.err(raw.id.span(), field, format!("`{field}` needs format = \"syslog\"")));
+                        errors.push(ctx.err(
+                            raw.id.span(),
+                            field,
+                            format!("`{field}` needs format = \"syslog\""),
+                        ));
                     }
                 }
                 TextFormat::Plain
             };
-            Matcher::Text { format: text_format, patterns }
+            Matcher::Text {
+                format: text_format,
+                patterns,
+            }
         }
         "json" => {
-            for (field, present) in [("pattern", !raw.pattern.is_empty()), ("programs", raw.programs.is_some()), ("session", raw.session.is_some())] {
+            for (field, present) in [
+                ("pattern", !raw.pattern.is_empty()),
+                ("programs", raw.programs.is_some()),
+                ("session", raw.session.is_some()),
+            ] {
                 if present {
-                    errors.push(ctx.err(raw.id.span(), field, format!("json rules do not take `{field}`")));
+                    errors.push(ctx.err(
+                        raw.id.span(),
+                        field,
+                        format!("json rules do not take `{field}`"),
+                    ));
                 }
             }
-            let field_list = |v: &Option<Spanned<toml::Value>>, name: &str, errors: &mut Vec<RuleError>| -> Vec<String> {
+            let field_list = |v: &Option<Spanned<toml::Value>>,
+                              name: &str,
+                              errors: &mut Vec<RuleError>|
+             -> Vec<String> {
                 match v {
                     None => Vec::new(),
                     Some(v) => match strings(ctx, v, name) {
                         Ok(l) if l.len() <= json::MAX_CANDIDATES => l,
                         Ok(_) => {
-                            errors.push(ctx.err(v.span(), name, format!("at most {} candidate fields", json::MAX_CANDIDATES)));
+                            errors.push(ctx.err(
+                                v.span(),
+                                name,
+                                format!("at most {} candidate fields", json::MAX_CANDIDATES),
+                            ));
                             Vec::new()
                         }
                         Err(e) => {
@@ -688,11 +818,19 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
             };
             let ip_fields = field_list(&raw.ip, "ip", &mut errors);
             if raw.ip.is_none() {
-                errors.push(ctx.err(raw.id.span(), "ip", "a json rule must name the field(s) holding the client IP".into()));
+                errors.push(ctx.err(
+                    raw.id.span(),
+                    "ip",
+                    "a json rule must name the field(s) holding the client IP".into(),
+                ));
             }
             let time_fields = field_list(&raw.time, "time", &mut errors);
             if raw.when.is_empty() {
-                errors.push(ctx.err(raw.id.span(), "when", "a json rule needs at least one [[rule.when]] predicate".into()));
+                errors.push(ctx.err(
+                    raw.id.span(),
+                    "when",
+                    "a json rule needs at least one [[rule.when]] predicate".into(),
+                ));
             }
             if raw.when.len() > 63 {
                 errors.push(ctx.err(raw.id.span(), "when", "at most 63 predicates".into()));
@@ -710,9 +848,18 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
                         continue;
                     }
                 };
-                let ops = [w.equals.is_some(), w.contains.is_some(), w.one_of.is_some(), w.regex.is_some()];
+                let ops = [
+                    w.equals.is_some(),
+                    w.contains.is_some(),
+                    w.one_of.is_some(),
+                    w.regex.is_some(),
+                ];
                 if ops.iter().filter(|&&b| b).count() != 1 {
-                    errors.push(ctx.err(w.field.span(), &field_name, "needs exactly one of equals, contains, one_of, regex".into()));
+                    errors.push(ctx.err(
+                        w.field.span(),
+                        &field_name,
+                        "needs exactly one of equals, contains, one_of, regex".into(),
+                    ));
                     continue;
                 }
                 let (op, values): (Op, Vec<String>) = if let Some(e) = &w.equals {
@@ -720,7 +867,11 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
                 } else if let Some(c) = &w.contains {
                     match strings(ctx, c, &format!("{field_name}.contains")) {
                         Ok(l) => (
-                            Op::Contains(l.iter().map(|s| memchr::memmem::Finder::new(s.as_bytes()).into_owned()).collect()),
+                            Op::Contains(
+                                l.iter()
+                                    .map(|s| memchr::memmem::Finder::new(s.as_bytes()).into_owned())
+                                    .collect(),
+                            ),
                             l,
                         ),
                         Err(e) => {
@@ -730,15 +881,34 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
                     }
                 } else if let Some(o) = &w.one_of {
                     if o.get_ref().is_empty() {
-                        errors.push(ctx.err(o.span(), &format!("{field_name}.one_of"), "must not be empty".into()));
+                        errors.push(ctx.err(
+                            o.span(),
+                            &format!("{field_name}.one_of"),
+                            "must not be empty".into(),
+                        ));
                         continue;
                     }
                     (Op::OneOf(o.get_ref().clone()), o.get_ref().clone())
                 } else if let Some(r) = &w.regex {
-                    match regex::RegexBuilder::new(r.get_ref()).size_limit(4 << 20).build() {
+                    match regex::RegexBuilder::new(r.get_ref())
+                        .size_limit(4 << 20)
+                        .build()
+                    {
                         Ok(re) => (Op::Regex(re), Vec::new()),
                         Err(e) => {
-                            errors.push(ctx.err(r.span(), &format!("{field_name}.regex"), format!("invalid regex: {}", e.to_string().split_whitespace().collect::<Vec<_>>().join(" "))));
+                            errors.push(
+                                ctx.err(
+                                    r.span(),
+                                    &format!("{field_name}.regex"),
+                                    format!(
+                                        "invalid regex: {}",
+                                        e.to_string()
+                                            .split_whitespace()
+                                            .collect::<Vec<_>>()
+                                            .join(" ")
+                                    ),
+                                ),
+                            );
                             continue;
                         }
                     }
@@ -748,10 +918,17 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
                 // A value that a JSON encoder could escape (quotes,
                 // backslashes, control or non-ASCII characters, '/') may
                 // not appear verbatim in the line: no prefilter from it.
-                let verbatim = |s: &str| s.len() >= 3 && s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' && b != b'/');
+                let verbatim = |s: &str| {
+                    s.len() >= 3
+                        && s.bytes().all(|b| {
+                            (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' && b != b'/'
+                        })
+                };
                 if !values.is_empty() && values.iter().all(|v| verbatim(v)) {
                     let cand: Vec<Vec<u8>> = values.iter().map(|v| v.as_bytes().to_vec()).collect();
-                    let better = best_lits.as_ref().is_none_or(|b| shortest(&cand) > shortest(b));
+                    let better = best_lits
+                        .as_ref()
+                        .is_none_or(|b| shortest(&cand) > shortest(b));
                     if better {
                         best_lits = Some(cand);
                     }
@@ -759,12 +936,23 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
                 predicates.push(Predicate { field, op });
             }
             lits.push(best_lits);
-            Matcher::Json(JsonMatcher { ip_fields, time_fields, predicates })
+            Matcher::Json(JsonMatcher {
+                ip_fields,
+                time_fields,
+                predicates,
+            })
         }
         other => {
             let span = raw.format.as_ref().map(|f| f.span()).unwrap_or_default();
-            errors.push(ctx.err(span, "format", format!("{other:?} is not one of \"plain\", \"syslog\", \"json\"")));
-            Matcher::Text { format: TextFormat::Plain, patterns: Vec::new() }
+            errors.push(ctx.err(
+                span,
+                "format",
+                format!("{other:?} is not one of \"plain\", \"syslog\", \"json\""),
+            ));
+            Matcher::Text {
+                format: TextFormat::Plain,
+                patterns: Vec::new(),
+            }
         }
     };
 
@@ -811,32 +999,59 @@ fn compile_example(ctx: &Ctx<'_>, e: &Spanned<RawExample>) -> Result<Example, Ru
     let file_line = line_at(ctx.text, e.line.span().start);
     let expect = match (&e.ip, e.matches.as_ref().map(|m| *m.get_ref())) {
         (Some(ip), None | Some(true)) => Expect::Hit {
-            ip: crate::ip::parse_client_ip(ip.get_ref().as_bytes())
-                .ok_or_else(|| ctx.err(ip.span(), "example.ip", format!("{:?} is not an IP address", ip.get_ref())))?,
+            ip: crate::ip::parse_client_ip(ip.get_ref().as_bytes()).ok_or_else(|| {
+                ctx.err(
+                    ip.span(),
+                    "example.ip",
+                    format!("{:?} is not an IP address", ip.get_ref()),
+                )
+            })?,
             time: match &e.time {
                 None => None,
                 Some(t) => Some(
-                    crate::time::parse_rfc3339(t.get_ref().as_bytes())
-                        .ok_or_else(|| ctx.err(t.span(), "example.time", "must be an RFC 3339 time".into()))?,
+                    crate::time::parse_rfc3339(t.get_ref().as_bytes()).ok_or_else(|| {
+                        ctx.err(t.span(), "example.time", "must be an RFC 3339 time".into())
+                    })?,
                 ),
             },
             weight: match &e.weight {
                 None => None,
-                Some(w) if *w.get_ref() >= 1 && *w.get_ref() <= 1_000_000 => Some(*w.get_ref() as u32),
-                Some(w) => return Err(ctx.err(w.span(), "example.weight", "must be between 1 and 1000000".into())),
+                Some(w) if *w.get_ref() >= 1 && *w.get_ref() <= 1_000_000 => {
+                    Some(*w.get_ref() as u32)
+                }
+                Some(w) => {
+                    return Err(ctx.err(
+                        w.span(),
+                        "example.weight",
+                        "must be between 1 and 1000000".into(),
+                    ))
+                }
             },
         },
         (None, Some(false)) => Expect::NoMatch,
         _ => {
-            return Err(ctx.err(span, "example", "give either `ip = \"…\"` (it must match) or `matches = false`".into()));
+            return Err(ctx.err(
+                span,
+                "example",
+                "give either `ip = \"…\"` (it must match) or `matches = false`".into(),
+            ));
         }
     };
-    Ok(Example { line: e.line.get_ref().clone(), file_line, expect })
+    Ok(Example {
+        line: e.line.get_ref().clone(),
+        file_line,
+        expect,
+    })
 }
 
 /// `authwatch rules test`: what each rule (or only `only`) makes of one
 /// line — whether it matches, which IP, which time, whether it would count.
-pub fn explain(set: &RuleSet, allowlist: &crate::ip::Allowlist, only: Option<&str>, line: &[u8]) -> Result<String, String> {
+pub fn explain(
+    set: &RuleSet,
+    allowlist: &crate::ip::Allowlist,
+    only: Option<&str>,
+    line: &[u8],
+) -> Result<String, String> {
     use std::fmt::Write;
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     if let Some(id) = only {
@@ -864,7 +1079,11 @@ pub fn explain(set: &RuleSet, allowlist: &crate::ip::Allowlist, only: Option<&st
                 let verdict = if allowlist.contains(&h.ip) {
                     format!("no: {} is allowlisted", h.ip)
                 } else {
-                    format!("yes, toward {} in {}", rule.threshold, crate::duration::format(rule.window))
+                    format!(
+                        "yes, toward {} in {}",
+                        rule.threshold,
+                        crate::duration::format(rule.window)
+                    )
                 };
                 writeln!(
                     out,

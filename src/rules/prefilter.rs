@@ -29,7 +29,8 @@ pub(super) fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
             seq.optimize_for_prefix_by_preference();
         }
         if let Some(lits) = seq.literals() {
-            if !lits.is_empty() && lits.len() <= 64 && lits.iter().all(|l| l.as_bytes().len() >= 3) {
+            if !lits.is_empty() && lits.len() <= 64 && lits.iter().all(|l| l.as_bytes().len() >= 3)
+            {
                 return Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect());
             }
         }
@@ -70,7 +71,10 @@ impl Prefilter {
         } else {
             // Standard semantics: overlapping search must see every
             // literal, so that no candidate is hidden by another.
-            AhoCorasick::builder().match_kind(MatchKind::Standard).build(&lits).ok()
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(&lits)
+                .ok()
         };
         // If the automaton cannot be built (it only fails on absurd
         // sizes), fall back to running everything: slower, never wrong.
@@ -120,7 +124,11 @@ mod tests {
 
     #[test]
     fn candidates_are_exactly_the_units_whose_literal_occurs() {
-        let pf = Prefilter::new(&[Some(vec![b"Failed".to_vec()]), None, Some(vec![b"Invalid user".to_vec(), b"xyz".to_vec()])]);
+        let pf = Prefilter::new(&[
+            Some(vec![b"Failed".to_vec()]),
+            None,
+            Some(vec![b"Invalid user".to_vec(), b"xyz".to_vec()]),
+        ]);
         let mut out = Vec::new();
         pf.candidates(b"noise line", &mut out);
         assert_eq!(out, vec![1]);

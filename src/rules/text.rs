@@ -130,7 +130,10 @@ mod tests {
 
     #[test]
     fn unwraps_rsyslog_repeats() {
-        let (m, n) = unwrap_repeated(b"message repeated 3 times: [ Failed password for root from 1.2.3.4 port 22 ssh2]").unwrap();
+        let (m, n) = unwrap_repeated(
+            b"message repeated 3 times: [ Failed password for root from 1.2.3.4 port 22 ssh2]",
+        )
+        .unwrap();
         assert_eq!(n, 3);
         assert_eq!(m, b"Failed password for root from 1.2.3.4 port 22 ssh2");
         assert!(unwrap_repeated(b"message repeated 0 times: [ x]").is_none());
@@ -140,16 +143,30 @@ mod tests {
 
     #[test]
     fn byte_mode_matches_through_invalid_utf8() {
-        let p = Pattern::compile(r"^Failed password for .* from (?P<ip>\S+) port \d+ ssh2$", Tally::Each).unwrap();
+        let p = Pattern::compile(
+            r"^Failed password for .* from (?P<ip>\S+) port \d+ ssh2$",
+            Tally::Each,
+        )
+        .unwrap();
         let mut locs = p.regex.capture_locations();
         let mut clock = SyslogClock::system(Timestamp::now());
-        let m = run(&p, &mut locs, b"Failed password for \xff\xfe from 203.0.113.9 port 22 ssh2", &mut clock).unwrap();
+        let m = run(
+            &p,
+            &mut locs,
+            b"Failed password for \xff\xfe from 203.0.113.9 port 22 ssh2",
+            &mut clock,
+        )
+        .unwrap();
         assert_eq!(m.ip.to_string(), "203.0.113.9");
     }
 
     #[test]
     fn missing_ip_group_is_refused() {
-        assert!(Pattern::compile(r"^Failed from (\S+)", Tally::Each).unwrap_err().contains("(?P<ip>"));
-        assert!(Pattern::compile(r"^Failed (", Tally::Each).unwrap_err().starts_with("invalid regex"));
+        assert!(Pattern::compile(r"^Failed from (\S+)", Tally::Each)
+            .unwrap_err()
+            .contains("(?P<ip>"));
+        assert!(Pattern::compile(r"^Failed (", Tally::Each)
+            .unwrap_err()
+            .starts_with("invalid regex"));
     }
 }

@@ -97,7 +97,15 @@ mod tests {
     #[test]
     fn splits_on_newline_only_and_keeps_the_last_partial_line() {
         let got = lines(b"a\r\nb\rc\n\nlast", 100, 8);
-        assert_eq!(got, vec![b"a\r".to_vec(), b"b\rc".to_vec(), b"".to_vec(), b"last".to_vec()]);
+        assert_eq!(
+            got,
+            vec![
+                b"a\r".to_vec(),
+                b"b\rc".to_vec(),
+                b"".to_vec(),
+                b"last".to_vec()
+            ]
+        );
     }
 
     #[test]
@@ -124,11 +132,12 @@ mod tests {
         }
         let mut r = LineReader::new(Endless(100 << 20), 64 * 1024, 256 * 1024);
         let mut count = 0;
-        while r.read_batch(&mut |l| {
-            assert_eq!(l.len(), 64 * 1024);
-            count += 1;
-        })
-        .unwrap()
+        while r
+            .read_batch(&mut |l| {
+                assert_eq!(l.len(), 64 * 1024);
+                count += 1;
+            })
+            .unwrap()
         {}
         assert_eq!(count, 1);
         assert_eq!(r.buf.len(), 256 * 1024);
@@ -136,6 +145,9 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_just_bytes() {
-        assert_eq!(lines(b"\xff\xfe ok\n", 100, 8), vec![b"\xff\xfe ok".to_vec()]);
+        assert_eq!(
+            lines(b"\xff\xfe ok\n", 100, 8),
+            vec![b"\xff\xfe ok".to_vec()]
+        );
     }
 }

@@ -2,5 +2,6 @@
 
 pub mod checkpoint;
 pub mod fingerprint;
-pub mod tailer;
+pub mod journald;
 pub mod lines;
+pub mod tailer;

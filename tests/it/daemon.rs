@@ -14,7 +14,9 @@ use crate::common::daemon::{sshd_failures, sshd_line, TestHost};
 use crate::common::{Receiver, RedisServer, DEADLINE};
 
 async fn block_json(conn: &mut redis::aio::MultiplexedConnection, ip: &str) -> Option<String> {
-    conn.get(format!("authwatch:block:{ip}")).await.expect("GET")
+    conn.get(format!("authwatch:block:{ip}"))
+        .await
+        .expect("GET")
 }
 
 async fn wait_for_block(conn: &mut redis::aio::MultiplexedConnection, ip: &str) -> String {
@@ -23,7 +25,10 @@ async fn wait_for_block(conn: &mut redis::aio::MultiplexedConnection, ip: &str) 
         if let Some(v) = block_json(conn, ip).await {
             return v;
         }
-        assert!(std::time::Instant::now() < until, "{ip} was not blocked within {DEADLINE:?}");
+        assert!(
+            std::time::Instant::now() < until,
+            "{ip} was not blocked within {DEADLINE:?}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
@@ -39,7 +44,10 @@ async fn fifty_sshd_failures_block_the_address_in_redis_and_alert_once() {
             receiver.url("/authwatch")
         ),
     );
-    host.append("auth.log", &[sshd_line(1, "Server listening on 0.0.0.0 port 22.")]);
+    host.append(
+        "auth.log",
+        &[sshd_line(1, "Server listening on 0.0.0.0 port 22.")],
+    );
     let mut events = redis.subscribe("authwatch:events").await;
     let mut conn = redis.conn().await;
     let daemon = host.start_daemon();
@@ -48,7 +56,11 @@ async fn fifty_sshd_failures_block_the_address_in_redis_and_alert_once() {
     host.append("auth.log", &sshd_failures("203.0.113.7", 49, 1000));
     host.append("auth.log", &sshd_failures("198.51.100.1", 50, 2000));
     wait_for_block(&mut conn, "198.51.100.1").await;
-    assert_eq!(block_json(&mut conn, "203.0.113.7").await, None, "49 failures must not block");
+    assert_eq!(
+        block_json(&mut conn, "203.0.113.7").await,
+        None,
+        "49 failures must not block"
+    );
     let sentinel_event = events.next_message(DEADLINE).await;
     assert!(String::from_utf8_lossy(&sentinel_event).contains("198.51.100.1"));
 
@@ -62,18 +74,33 @@ async fn fifty_sshd_failures_block_the_address_in_redis_and_alert_once() {
     assert_eq!(record["count"], 50);
     assert_eq!(record["window_secs"], 60);
     assert_eq!(record["host"], "test-host");
-    for field in ["first_seen", "last_seen", "blocked_at", "expires_at", "reason"] {
+    for field in [
+        "first_seen",
+        "last_seen",
+        "blocked_at",
+        "expires_at",
+        "reason",
+    ] {
         assert!(record[field].is_string(), "{field} missing in {record}");
     }
 
     // The TTL is block_for (15 min) from the 50th failure.
     let ttl: i64 = conn.ttl("authwatch:block:203.0.113.7").await.expect("TTL");
     assert!((880..=900).contains(&ttl), "TTL {ttl}");
-    let expires_at = authwatch::time::parse_rfc3339(record["expires_at"].as_str().unwrap_or("").as_bytes()).expect("expires_at");
-    let score: Option<f64> = conn.zscore("authwatch:blocks", "203.0.113.7").await.expect("ZSCORE");
+    let expires_at =
+        authwatch::time::parse_rfc3339(record["expires_at"].as_str().unwrap_or("").as_bytes())
+            .expect("expires_at");
+    let score: Option<f64> = conn
+        .zscore("authwatch:blocks", "203.0.113.7")
+        .await
+        .expect("ZSCORE");
     // The score is the expiry in whole seconds, rounded up like the TTL.
     let expires_secs = (expires_at.as_millis() + 999).div_euclid(1000);
-    assert_eq!(score.map(|s| s as i64), Some(expires_secs), "index score is the expiry");
+    assert_eq!(
+        score.map(|s| s as i64),
+        Some(expires_secs),
+        "index score is the expiry"
+    );
 
     // Published once, with the same JSON.
     let event = events.next_message(DEADLINE).await;
@@ -81,7 +108,10 @@ async fn fifty_sshd_failures_block_the_address_in_redis_and_alert_once() {
 
     // The webhook received exactly that JSON, once per block.
     let requests = receiver.wait_for_requests(2, DEADLINE).await;
-    let ours: Vec<_> = requests.iter().filter(|r| r.body == stored.as_bytes()).collect();
+    let ours: Vec<_> = requests
+        .iter()
+        .filter(|r| r.body == stored.as_bytes())
+        .collect();
     assert_eq!(ours.len(), 1, "one alert for the block: {requests:?}");
     assert_eq!(ours[0].method, "POST");
     assert_eq!(ours[0].path, "/authwatch");
@@ -93,7 +123,10 @@ async fn fifty_sshd_failures_block_the_address_in_redis_and_alert_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowlisted_and_injected_addresses_are_never_blocked() {
     let redis = RedisServer::start();
-    let host = TestHost::new(&redis.url(), "[[source]]\nname = \"sshd\"\npath = \"log/auth.log\"\n");
+    let host = TestHost::new(
+        &redis.url(),
+        "[[source]]\nname = \"sshd\"\npath = \"log/auth.log\"\n",
+    );
     host.append("auth.log", &[]);
     let mut conn = redis.conn().await;
     let daemon = host.start_daemon();
@@ -117,15 +150,25 @@ async fn allowlisted_and_injected_addresses_are_never_blocked() {
 
     assert_eq!(block_json(&mut conn, "127.0.0.1").await, None);
     assert_eq!(block_json(&mut conn, "::1").await, None);
-    assert_eq!(block_json(&mut conn, "10.9.9.9").await, None, "the victim in the user name");
-    assert!(block_json(&mut conn, "203.0.113.8").await.is_some(), "the real client");
+    assert_eq!(
+        block_json(&mut conn, "10.9.9.9").await,
+        None,
+        "the victim in the user name"
+    );
+    assert!(
+        block_json(&mut conn, "203.0.113.8").await.is_some(),
+        "the real client"
+    );
     drop(daemon);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_jwts_in_a_json_service_log_are_blocked() {
     let redis = RedisServer::start();
-    let host = TestHost::new(&redis.url(), "[[source]]\nname = \"api\"\npath = \"log/api-*.log\"\n");
+    let host = TestHost::new(
+        &redis.url(),
+        "[[source]]\nname = \"api\"\npath = \"log/api-*.log\"\n",
+    );
     host.append("api-1.log", &[]);
     let mut conn = redis.conn().await;
     let mut daemon = host.start_daemon();

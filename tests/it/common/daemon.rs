@@ -78,7 +78,10 @@ impl Daemon {
                 lock(&sink).push(line);
             }
         });
-        let d = Daemon { child: Some(child), stderr };
+        let d = Daemon {
+            child: Some(child),
+            stderr,
+        };
         d.wait_for_log(" ready", super::DEADLINE);
         d
     }
@@ -97,7 +100,10 @@ impl Daemon {
                 return;
             }
             if std::time::Instant::now() > until {
-                panic!("authwatch did not log {needle:?} within {deadline:?}:\n{}", self.logs().join("\n"));
+                panic!(
+                    "authwatch did not log {needle:?} within {deadline:?}:\n{}",
+                    self.logs().join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -127,12 +133,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// A syslog line as rsyslog on Ubuntu 24.04 writes it, stamped now.
 pub fn sshd_line(pid: u32, message: &str) -> String {
-    format!("{} web1 sshd[{pid}]: {message}", authwatch::time::Timestamp::now())
+    format!(
+        "{} web1 sshd[{pid}]: {message}",
+        authwatch::time::Timestamp::now()
+    )
 }
 
 /// `n` failed passwords from `ip`, one connection (pid) each.
 pub fn sshd_failures(ip: &str, n: u32, first_pid: u32) -> Vec<String> {
     (0..n)
-        .map(|i| sshd_line(first_pid + i, &format!("Failed password for root from {ip} port {} ssh2", 40000 + i)))
+        .map(|i| {
+            sshd_line(
+                first_pid + i,
+                &format!("Failed password for root from {ip} port {} ssh2", 40000 + i),
+            )
+        })
         .collect()
 }
