@@ -1,1 +1,2 @@
-//! journald source (being written)
+//! The journald source (being written): reads the systemd journal through a
+//! `journalctl --follow --output=json` subprocess.
