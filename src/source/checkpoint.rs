@@ -97,6 +97,20 @@ impl Checkpoints {
         }
     }
 
+    /// Touches every entry whose recorded path still leads to the same
+    /// device and inode: files still there but idle for days are kept, while
+    /// the tailer is owned by its thread. (A rotated file whose rename the
+    /// entry has not seen ages out unless recorded again; that is the point.)
+    pub fn touch_existing(&mut self, now: u64) {
+        for (key, entry) in self.entries.values_mut() {
+            let still_there =
+                fs::metadata(&entry.path).is_ok_and(|m| key.same_inode(m.dev(), m.ino()));
+            if still_there {
+                entry.updated = entry.updated.max(now);
+            }
+        }
+    }
+
     pub fn remove(&mut self, dev: u64, ino: u64) -> Option<(FileKey, CheckpointEntry)> {
         self.entries.remove(&(dev, ino))
     }
@@ -470,6 +484,23 @@ mod tests {
 
         cps.prune(now, RETENTION);
         assert_eq!(cps, loaded);
+    }
+
+    #[test]
+    fn touch_existing_refreshes_entries_whose_file_is_still_there() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("app.log");
+        fs::write(&path, b"x\n").expect("write");
+        let f = File::open(&path).expect("open");
+        let k = FileKey::of(&f, &f.metadata().expect("meta")).expect("key");
+        let mut cps = Checkpoints::new();
+        cps.record(&k, 2, &path, 10);
+        cps.record(&key(k.dev, k.ino + 1, 0, 0), 0, &path, 10);
+        cps.record(&key(1, 1, 0, 0), 0, &dir.path().join("gone.log"), 10);
+        cps.touch_existing(500);
+        assert_eq!(cps.get(k.dev, k.ino).map(|(_, e)| e.updated), Some(500));
+        assert_eq!(cps.get(k.dev, k.ino + 1).map(|(_, e)| e.updated), Some(10));
+        assert_eq!(cps.get(1, 1).map(|(_, e)| e.updated), Some(10));
     }
 
     #[test]

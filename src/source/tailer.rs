@@ -53,8 +53,10 @@
 //! chunk's lines are handled. Every change of a file's reading position is
 //! announced by a chunk — a chunk with empty `data` when a file starts being
 //! followed or restarts at 0 after truncation — so the last chunk per file
-//! is always the right checkpoint. [`Tailer::followed`] lists the files
-//! followed now, to [`Checkpoints::touch`] those that are idle.
+//! is always the right checkpoint. Entries of files that are followed but
+//! idle for days are kept fresh with [`Checkpoints::touch_existing`] (or
+//! [`Checkpoints::touch`] with [`Tailer::followed`] before `run` takes the
+//! tailer), else saving prunes them after 7 days.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
