@@ -896,19 +896,17 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
                     {
                         Ok(re) => (Op::Regex(re), Vec::new()),
                         Err(e) => {
-                            errors.push(
-                                ctx.err(
-                                    r.span(),
-                                    &format!("{field_name}.regex"),
-                                    format!(
+                            errors.push(ctx.err(
+                                r.span(),
+                                &format!("{field_name}.regex"),
+                                format!(
                                         "invalid regex: {}",
                                         e.to_string()
                                             .split_whitespace()
                                             .collect::<Vec<_>>()
                                             .join(" ")
                                     ),
-                                ),
-                            );
+                            ));
                             continue;
                         }
                     }
@@ -1094,4 +1092,85 @@ pub fn explain(
         };
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> RuleSet {
+        RuleSet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn shipped_rules_load_and_pass_their_examples() {
+        let set = shipped();
+        let ids: Vec<&str> = set.rules().iter().map(|r| &*r.id).collect();
+        assert_eq!(ids, ["http-401", "jwt-signature", "sshd"]);
+        for r in set.rules() {
+            assert!(
+                r.examples.len() >= 10,
+                "{} has only {} examples",
+                r.id,
+                r.examples.len()
+            );
+            assert!(
+                r.examples.iter().any(|e| e.expect == Expect::NoMatch),
+                "{} has no negative example",
+                r.id
+            );
+        }
+    }
+
+    fn compile(text: &str) -> Result<RuleSet, RuleErrors> {
+        RuleSet::from_files(&[(
+            PathBuf::from("/etc/authwatch/rules/t.toml"),
+            text.to_owned(),
+        )])
+    }
+
+    #[test]
+    fn a_failing_example_is_an_error_naming_file_line_rule_and_field() {
+        let e = compile("[[rule]]\nid = \"t\"\n[[rule.pattern]]\nregex = 'fail (?P<ip>\\S+)$'\n[[rule.example]]\nline = 'fail 1.2.3.4'\nip = \"1.2.3.5\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "/etc/authwatch/rules/t.toml:6: rule \"t\": example: yields IP 1.2.3.4, expected 1.2.3.5");
+    }
+
+    #[test]
+    fn mistakes_are_all_reported_with_their_lines() {
+        let e = compile("[[rule]]\nid = \"t\"\nthreshold = 0\nblock_for = \"soon\"\nformat = \"json\"\nip = \"client_ip\"\n[[rule.when]]\nfield = \"msg\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.toml:3: rule \"t\": threshold:"), "{e}");
+        assert!(e.contains("t.toml:4: rule \"t\": block_for:"), "{e}");
+        assert!(
+            e.contains("t.toml:8: rule \"t\": when[0]: needs exactly one of"),
+            "{e}"
+        );
+        let e = compile("[[rule]]\nid = \"t\"\ntreshold = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.toml:3") && e.contains("treshold"), "{e}");
+    }
+
+    #[test]
+    fn a_line_that_matches_nothing_takes_no_regex_and_no_allocation_path() {
+        let set = shipped();
+        let mut st = set.new_state(Timestamp::now());
+        let mut hits = 0;
+        set.match_line(
+            &mut st,
+            &set.filter_all(),
+            b"Mar  5 06:25:01 web1 CRON[77]: (root) CMD (run-parts /etc/cron.hourly)",
+            &mut |_| hits += 1,
+        );
+        assert_eq!(hits, 0);
+        assert!(
+            st.candidates.is_empty(),
+            "the prefilter rejected the line: {:?}",
+            st.candidates
+        );
+    }
 }

@@ -117,6 +117,37 @@ async fn fifty_sshd_failures_block_the_address_in_redis_and_alert_once() {
     assert_eq!(ours[0].path, "/authwatch");
     assert_eq!(ours[0].header("content-type"), Some("application/json"));
 
+    // The operator's view.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_authwatch"))
+        .args(["blocks", "list", "--json", "--config"])
+        .arg(&host.config)
+        .output()
+        .expect("run authwatch blocks list");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("blocks list --json is JSON");
+    let ips: Vec<&str> = listed
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|b| b["ip"].as_str())
+        .collect();
+    assert!(
+        ips.contains(&"203.0.113.7") && ips.contains(&"198.51.100.1"),
+        "{listed}"
+    );
+    let left = listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|b| b["ip"] == "203.0.113.7")
+        .map(|b| b["seconds_left"].as_i64());
+    assert!(matches!(left, Some(Some(880..=900))), "{listed}");
+
     drop(daemon);
 }
 
