@@ -10,8 +10,9 @@
 
 pub mod alert;
 pub mod blocklist;
+pub mod outbox;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
 
@@ -19,7 +20,7 @@ use crate::time::Timestamp;
 ///
 /// Field names are part of the public contract: services and webhook
 /// receivers parse them. Add fields; never rename or remove one.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BlockRecord {
     /// The blocked address (`203.0.113.7`, `2001:db8::1`) or prefix
     /// (`2001:db8:1:2::/64`), exactly as it appears in the Redis key.

@@ -52,6 +52,17 @@ pub struct CheckpointEntry {
     pub path: PathBuf,
     /// When the entry was last recorded or touched, in Unix seconds.
     pub updated: u64,
+    /// How far every line is processed and everything it caused is durable
+    /// (the daemon's ack-gated progress). At or after `offset`: lines from
+    /// `offset` to `done` are read again after a restart only to rebuild
+    /// the sliding windows, and cause no new decision. `None` = `offset`.
+    pub done: Option<u64>,
+}
+
+impl CheckpointEntry {
+    pub fn done(&self) -> u64 {
+        self.done.unwrap_or(self.offset).max(self.offset)
+    }
 }
 
 /// Offsets by file identity; at most one entry per (device, inode).
@@ -76,6 +87,12 @@ impl Checkpoints {
     /// Records that reading of `file` resumes at `offset`, replacing any
     /// entry for the same device and inode.
     pub fn record(&mut self, file: &FileKey, offset: u64, path: &Path, now: u64) {
+        self.record_progress(file, offset, None, path, now);
+    }
+
+    /// Records where reading resumes (`offset`) and how far processing is
+    /// durable (`done`), replacing any entry for the same device and inode.
+    pub fn record_progress(&mut self, file: &FileKey, offset: u64, done: Option<u64>, path: &Path, now: u64) {
         self.entries.insert(
             (file.dev, file.ino),
             (
@@ -84,6 +101,7 @@ impl Checkpoints {
                     offset,
                     path: path.to_path_buf(),
                     updated: now,
+                    done,
                 },
             ),
         );
@@ -200,6 +218,8 @@ struct RecordV1 {
     /// make the whole save fail.
     path: String,
     updated: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    done: Option<u64>,
 }
 
 /// Loads and saves [`Checkpoints`] at one path.
@@ -264,7 +284,7 @@ impl Checkpointer {
                 .get(r.dev, r.ino)
                 .is_none_or(|(_, old)| old.updated <= r.updated);
             if newer {
-                checkpoints.record(&key, r.offset, Path::new(&r.path), r.updated);
+                checkpoints.record_progress(&key, r.offset, r.done, Path::new(&r.path), r.updated);
             }
         }
         Ok(checkpoints)
@@ -288,6 +308,7 @@ impl Checkpointer {
                 offset: entry.offset,
                 path: entry.path.to_string_lossy().into_owned(),
                 updated: entry.updated,
+                done: entry.done,
             })
             .collect();
         // A stable order makes the file diffable and the tests exact.
