@@ -1,19 +1,35 @@
-//! The daemon: wiring of tasks and channels, signals and shutdown.
+//! The daemon: wiring of tasks and channels, progress, signals, shutdown.
 //!
 //! ```text
-//!  tailer thread ──Chunk──▶ engine task ──Decision──▶ writer task ──▶ Redis
-//!  (blocking reads,          (rules + detector,         (blocklist,    └─▶ alerts
-//!   inotify wake-ups)         owns all window state)     retries)
+//!  tailer thread ──Chunk──▶ engine task ──Entry──▶ writer task ──▶ Redis
+//!  (blocking reads,          (rules + detector,      (from the         └─▶ alerts
+//!   inotify wake-ups)         outbox append,          outbox)
+//!                             checkpoints)
 //! ```
 //!
 //! The tailer reads on a dedicated thread because file reads block; the
-//! engine owns every window, so the per-line path takes no lock; the
-//! writer is the only task that waits on Redis, so a slow Redis never
+//! engine owns every window, so the per-line path takes no lock; the writer
+//! is the only task that waits on Redis, so a slow or absent Redis never
 //! stalls detection.
+//!
+//! # Never lose, never double-count
+//!
+//! * A decision is appended to the [`Outbox`] and fsynced before the line
+//!   that caused it counts as processed. A SIGKILL at any moment therefore
+//!   loses no block: the outbox is replayed at start.
+//! * Each file's checkpoint holds two offsets. `done` is how far lines are
+//!   processed with everything they caused durable. `offset`, where reading
+//!   resumes, lags behind it by the longest window (plus the life of an
+//!   sshd connection), so that after any restart the lines still inside a
+//!   live window are read again to rebuild the windows exactly: 49 failures
+//!   before a crash and 1 after still block. Lines before `done` rebuild
+//!   windows only; the decisions they reproduce are recognised by the
+//!   outbox and cause no second block or alert.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -26,14 +42,26 @@ use crate::engine::Engine;
 use crate::rules::RuleSet;
 use crate::sink::alert::Alerter;
 use crate::sink::blocklist::{Blocklist, WriteOutcome};
+use crate::sink::outbox::{Entry, Outbox, OutboxError};
 use crate::sink::BlockRecord;
-use crate::source::checkpoint::Checkpoints;
+use crate::source::checkpoint::{unix_now, Checkpointer, Checkpoints};
+use crate::source::fingerprint::FileKey;
 use crate::source::tailer::{Chunk, Tailer, TailerOptions, WatchSpec};
 use crate::time::Timestamp;
 
 /// Why the daemon could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    #[error("cannot create the state directory {}: {source}", path.display())]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot load checkpoints: {0}")]
+    Checkpoints(#[from] crate::source::checkpoint::CheckpointError),
+    #[error("outbox: {0}")]
+    Outbox(#[from] OutboxError),
     #[error("cannot start the file tailer: {0}")]
     Tailer(#[source] std::io::Error),
     #[error("the tailer thread panicked")]
@@ -43,6 +71,48 @@ pub enum DaemonError {
 /// Chunks in flight between the tailer and the engine: enough to absorb a
 /// burst, small enough that memory stays flat when the engine lags.
 const CHUNK_QUEUE: usize = 64;
+
+/// How often progress is written to the checkpoint file. Progress between
+/// two saves is not lost by a crash, only read again.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// How long an sshd connection can correlate lines (LoginGraceTime is 2
+/// minutes by default): the checkpoint lag covers it too.
+const SESSION_LAG: Duration = Duration::from_secs(180);
+
+/// What the writer shares with status and health reports.
+#[derive(Debug, Default)]
+pub struct WriterHealth {
+    /// Since when Redis has been unreachable, if it is.
+    pub redis_down_since: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub queue_depth: usize,
+}
+
+/// How far each followed file is processed, and which of its chunks hold
+/// failures still inside a live window.
+struct FileProgress {
+    key: FileKey,
+    path: Arc<Path>,
+    /// Lines before this offset were processed before a restart: they only
+    /// rebuild windows.
+    replay_until: u64,
+    done: u64,
+    /// (start offset, newest failure time) of chunks with failures, oldest
+    /// first.
+    hits: VecDeque<(u64, Timestamp)>,
+}
+
+impl FileProgress {
+    /// Where reading must resume to rebuild every window live at `now`.
+    fn resume(&mut self, now: Timestamp, lag: Duration) -> u64 {
+        let horizon = now.saturating_sub(lag);
+        while self.hits.front().is_some_and(|&(_, t)| t < horizon) {
+            self.hits.pop_front();
+        }
+        self.hits.front().map_or(self.done, |&(start, _)| start.min(self.done))
+    }
+}
 
 /// Runs the daemon until `shutdown` is cancelled.
 ///
@@ -67,17 +137,19 @@ pub async fn run(
         tracing::warn!(config = %config.file.display(), "no [[source]] configured: nothing will be read");
     }
 
-    let filters = config
-        .sources
-        .iter()
-        .map(|s| rules.filter_for_source(&s.name))
-        .collect();
-    let mut engine = Engine::new(
-        rules.clone(),
-        filters,
-        config.allowlist.clone(),
-        config.max_line_bytes,
-    );
+    create_private_dir(&config.state_dir)?;
+    let checkpointer = Checkpointer::new(config.state_dir.join("checkpoints.json"));
+    let checkpoints = checkpointer.load()?;
+    let outbox = Outbox::open(&config.state_dir)?;
+    let backlog = outbox.unsettled();
+    if !backlog.is_empty() {
+        tracing::info!(pending = backlog.len(), "resuming blocks decided before the last stop");
+    }
+    let outbox = Arc::new(Mutex::new(outbox));
+
+    let lag = rules.rules().iter().map(|r| r.window).max().unwrap_or_default() + SESSION_LAG;
+    let filters = config.sources.iter().map(|s| rules.filter_for_source(&s.name)).collect();
+    let mut engine = Engine::new(rules.clone(), filters, config.allowlist.clone(), config.max_line_bytes);
 
     let specs = config
         .sources
@@ -93,32 +165,42 @@ pub async fn run(
         max_line_bytes: config.max_line_bytes,
         ..TailerOptions::default()
     };
-    let mut tailer = Tailer::new(specs, options, &Checkpoints::default());
+    let mut tailer = Tailer::new(specs, options, &checkpoints);
 
     let (chunk_tx, mut chunk_rx) = mpsc::channel::<Chunk>(CHUNK_QUEUE);
-    let (decision_tx, decision_rx) = mpsc::unbounded_channel::<Decision>();
+    let (entry_tx, entry_rx) = mpsc::unbounded_channel::<Vec<Entry>>();
+    let health = Arc::new(Mutex::new(WriterHealth::default()));
 
-    let alerter = Alerter::spawn(
-        config.alerts.clone(),
-        config.host.clone(),
-        shutdown.clone(),
-        &tracker,
-    );
+    let alerter = Alerter::spawn(config.alerts.clone(), config.host.clone(), shutdown.clone(), &tracker);
     tracker.spawn(writer(
         config.clone(),
         alerter,
-        decision_rx,
+        outbox.clone(),
+        backlog,
+        entry_rx,
+        health.clone(),
         shutdown.clone(),
     ));
+
+    let mut progress = Progress {
+        files: HashMap::new(),
+        previous: checkpoints,
+        checkpointer,
+        lag,
+        dirty: false,
+    };
+    let ctx = Ctx {
+        host: config.host.clone(),
+        outbox: outbox.clone(),
+        entries: entry_tx,
+    };
 
     // Position every source before saying ready, so that "ready" means
     // "lines appended from now on are counted".
     let mut first = Vec::new();
-    tailer
-        .poll_once(&mut |c| first.push(c))
-        .map_err(DaemonError::Tailer)?;
+    tailer.poll_once(&mut |c| first.push(c)).map_err(DaemonError::Tailer)?;
     for chunk in first {
-        process(&mut engine, &chunk, &decision_tx);
+        process(&mut engine, &mut progress, &ctx, chunk)?;
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -140,28 +222,35 @@ pub async fn run(
     );
     ready();
 
-    loop {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let result = loop {
         tokio::select! {
             biased;
             chunk = chunk_rx.recv() => match chunk {
-                Some(chunk) => process(&mut engine, &chunk, &decision_tx),
-                None => break,
+                Some(chunk) => if let Err(e) = process(&mut engine, &mut progress, &ctx, chunk) {
+                    break Err(e);
+                },
+                None => break Ok(()),
             },
-            () = shutdown.cancelled() => break,
+            _ = tick.tick() => progress.save(engine.newest_hit()),
+            () = shutdown.cancelled() => break Ok(()),
         }
-    }
+    };
 
     tracing::info!("stopping");
     stop.store(true, Ordering::Relaxed);
     // Lines already read are still counted: their blocks must not be lost.
     chunk_rx.close();
     while let Some(chunk) = chunk_rx.recv().await {
-        process(&mut engine, &chunk, &decision_tx);
+        process(&mut engine, &mut progress, &ctx, chunk)?;
     }
-    drop(decision_tx);
+    progress.save(engine.newest_hit());
+    drop(ctx);
     let joined = tokio::task::spawn_blocking(move || tailer_thread.join()).await;
     tracker.close();
     tracker.wait().await;
+    result?;
     match joined {
         Ok(Ok(Ok(()))) => Ok(()),
         Ok(Ok(Err(e))) => Err(DaemonError::Tailer(e)),
@@ -169,7 +258,72 @@ pub async fn run(
     }
 }
 
-fn process(engine: &mut Engine, chunk: &Chunk, decisions: &mpsc::UnboundedSender<Decision>) {
+/// What `process` needs besides the engine and the progress.
+struct Ctx {
+    host: String,
+    outbox: Arc<Mutex<Outbox>>,
+    entries: mpsc::UnboundedSender<Vec<Entry>>,
+}
+
+struct Progress {
+    files: HashMap<(u64, u64), FileProgress>,
+    /// The checkpoints loaded at start: where lines of each file were
+    /// already processed.
+    previous: Checkpoints,
+    checkpointer: Checkpointer,
+    lag: Duration,
+    dirty: bool,
+}
+
+impl Progress {
+    fn file(&mut self, chunk: &Chunk) -> &mut FileProgress {
+        let previous = &self.previous;
+        let p = self.files.entry((chunk.file.dev, chunk.file.ino)).or_insert_with(|| {
+            let replay_until = previous
+                .get(chunk.file.dev, chunk.file.ino)
+                .filter(|(key, _)| key.fingerprint.hash == chunk.file.fingerprint.hash || key.fingerprint.len < chunk.file.fingerprint.len)
+                .map_or(0, |(_, e)| e.done());
+            FileProgress {
+                key: chunk.file,
+                path: chunk.path.clone(),
+                replay_until,
+                done: chunk.start_offset,
+                hits: VecDeque::new(),
+            }
+        });
+        p.key = chunk.file;
+        p.path = chunk.path.clone();
+        p
+    }
+
+    /// Writes every file's resume and done offsets, atomically. A failure
+    /// is logged and retried at the next tick: progress is only read again.
+    fn save(&mut self, newest: Option<Timestamp>) {
+        if !self.dirty {
+            return;
+        }
+        let now = newest.unwrap_or_else(Timestamp::now);
+        let mut cps = Checkpoints::new();
+        let secs = unix_now();
+        for p in self.files.values_mut() {
+            let resume = p.resume(now, self.lag);
+            cps.record_progress(&p.key, resume, Some(p.done), &p.path, secs);
+        }
+        // Keep what we knew of files not seen since the start (rotated
+        // away, or not yet reached): pruned after a week by the checkpointer.
+        for (key, e) in self.previous.iter() {
+            if !self.files.contains_key(&(key.dev, key.ino)) {
+                cps.record_progress(key, e.offset, e.done, &e.path, e.updated);
+            }
+        }
+        match self.checkpointer.save(&cps) {
+            Ok(()) => self.dirty = false,
+            Err(e) => tracing::error!(error = %e, "cannot save checkpoints; retrying"),
+        }
+    }
+}
+
+fn process(engine: &mut Engine, progress: &mut Progress, ctx: &Ctx, chunk: Chunk) -> Result<(), DaemonError> {
     let read_time = chunk
         .read_at
         .duration_since(std::time::UNIX_EPOCH)
@@ -177,10 +331,60 @@ fn process(engine: &mut Engine, chunk: &Chunk, decisions: &mpsc::UnboundedSender
         .unwrap_or_else(|_| Timestamp::now());
     // Year-less syslog times are placed relative to when they were read.
     engine.set_reference(read_time);
-    engine.lines(chunk.source, &chunk.data, read_time, &mut |d| {
-        // The writer only goes away at shutdown, after this task.
-        let _ = decisions.send(d);
-    });
+    let file = progress.file(&chunk);
+    let matched_before: u64 = engine.stats().matched.iter().sum();
+    let mut decisions: Vec<Decision> = Vec::new();
+    if chunk.end_offset <= file.replay_until || chunk.data.is_empty() {
+        // Read again only to rebuild windows.
+        engine.lines(chunk.source, &chunk.data, read_time, &mut |_| {});
+    } else {
+        // The part of the chunk before `replay_until` was processed before
+        // the restart; split it off at a line boundary.
+        let skip = file.replay_until.saturating_sub(chunk.start_offset) as usize;
+        let cut = if skip == 0 {
+            0
+        } else {
+            chunk.data[..skip.min(chunk.data.len())]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1)
+        };
+        engine.lines(chunk.source, &chunk.data[..cut], read_time, &mut |_| {});
+        engine.lines(chunk.source, &chunk.data[cut..], read_time, &mut |d| decisions.push(d));
+    }
+    let file = progress.file(&chunk);
+    let matched_after: u64 = engine.stats().matched.iter().sum();
+    if matched_after > matched_before {
+        let newest = engine.newest_hit().unwrap_or(read_time);
+        file.hits.push_back((chunk.start_offset, newest));
+    }
+    if !decisions.is_empty() {
+        let now = Timestamp::now();
+        let records: Vec<BlockRecord> = decisions.iter().map(|d| record(d, &ctx.host, now)).collect();
+        // Durable before the lines count as processed: the ack gate.
+        let added = lock(&ctx.outbox).add(records)?;
+        if !added.is_empty() {
+            // The writer only goes away at shutdown, after this task.
+            let _ = ctx.entries.send(added);
+        }
+    }
+    file.done = chunk.end_offset;
+    progress.dirty = true;
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock already ended the daemon's usefulness;
+    // the data (the outbox's in-memory view) is still consistent per op.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(source) => Err(DaemonError::StateDir { path: dir.to_owned(), source }),
+    }
 }
 
 /// Turns a decision into the record written to Redis and sent as alert.
@@ -204,101 +408,119 @@ pub fn record(d: &Decision, host: &str, now: Timestamp) -> BlockRecord {
     }
 }
 
-/// Writes decisions to Redis, in order, retrying while Redis is away, and
-/// alerts on every new block.
+/// Carries outbox entries to Redis, in order, retrying while Redis is
+/// away, and alerts on every new block.
 async fn writer(
     config: Config,
     alerter: Alerter,
-    mut rx: mpsc::UnboundedReceiver<Decision>,
+    outbox: Arc<Mutex<Outbox>>,
+    backlog: Vec<Entry>,
+    mut rx: mpsc::UnboundedReceiver<Vec<Entry>>,
+    health: Arc<Mutex<WriterHealth>>,
     shutdown: CancellationToken,
 ) {
-    let mut pending: VecDeque<Decision> = VecDeque::new();
+    let mut pending: VecDeque<Entry> = backlog.into();
     let mut blocklist: Option<Blocklist> = None;
     let mut backoff = Duration::from_millis(200);
     let mut open = true;
     loop {
+        lock(&health).queue_depth = pending.len();
         if pending.is_empty() {
             if !open {
                 return;
             }
             match rx.recv().await {
-                Some(d) => pending.push_back(d),
+                Some(batch) => pending.extend(batch),
                 None => open = false,
             }
             continue;
         }
-        while let Ok(d) = rx.try_recv() {
-            pending.push_back(d);
+        while let Ok(batch) = rx.try_recv() {
+            pending.extend(batch);
         }
-        if blocklist.is_none() {
-            match Blocklist::connect(&config.redis.url, &config.redis.key_prefix).await {
-                Ok(b) => {
-                    tracing::info!(url = %crate::sink::blocklist::redact_url(&config.redis.url), "connected to Redis");
-                    blocklist = Some(b);
-                    backoff = Duration::from_millis(200);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, pending = pending.len(), "Redis unreachable; blocks are held and retried");
-                    if !wait_or_give_up(&shutdown, &mut backoff, &pending).await {
-                        return;
-                    }
-                    continue;
-                }
-            }
-        }
-        let Some(bl) = blocklist.as_ref() else {
-            continue;
-        };
-        let Some(d) = pending.front() else { continue };
+        let Some(entry) = pending.front().cloned() else { continue };
         let now = Timestamp::now();
-        let rec = record(d, &config.host, now);
-        match bl.write(&rec, now).await {
-            Ok(outcome) => {
-                match outcome {
-                    WriteOutcome::New => {
-                        tracing::warn!(ip = %rec.ip, rule = %rec.rule, count = rec.count, expires_at = %rec.expires_at, "blocked");
-                        alerter.notify(&rec);
+        let result = match entry.written {
+            Some(new) => Ok(new),
+            None if entry.record.ttl_secs(now) == 0 => {
+                tracing::info!(ip = %entry.record.ip, rule = %entry.record.rule, expires_at = %entry.record.expires_at, "block decided for a past attack has already expired; not written");
+                let _ = lock(&outbox).mark_expired(entry.id);
+                pending.pop_front();
+                continue;
+            }
+            None => write_block(&config, &mut blocklist, &entry.record, now).await,
+        };
+        match result {
+            Ok(new) => {
+                {
+                    let mut h = lock(&health);
+                    if h.redis_down_since.take().is_some() {
+                        tracing::info!("Redis reachable again");
                     }
-                    WriteOutcome::Extended => {
-                        tracing::info!(ip = %rec.ip, rule = %rec.rule, expires_at = %rec.expires_at, "block extended")
+                }
+                let mut ob = lock(&outbox);
+                if entry.written.is_none() {
+                    if let Err(e) = ob.mark_written(entry.id, new) {
+                        tracing::error!(error = %e, "cannot record progress in the outbox");
                     }
-                    WriteOutcome::Unchanged => {
-                        tracing::debug!(ip = %rec.ip, rule = %rec.rule, "already blocked for longer")
-                    }
-                    WriteOutcome::Expired => {
-                        tracing::info!(ip = %rec.ip, rule = %rec.rule, expires_at = %rec.expires_at, "block decided for a past attack has already expired; not written")
+                }
+                if new && !entry.alerted {
+                    alerter.notify(&entry.record);
+                    if let Err(e) = ob.mark_alerted(entry.id) {
+                        tracing::error!(error = %e, "cannot record progress in the outbox");
                     }
                 }
                 pending.pop_front();
                 backoff = Duration::from_millis(200);
             }
             Err(e) => {
-                tracing::warn!(error = %e, pending = pending.len(), "cannot write block to Redis; retrying");
-                if !wait_or_give_up(&shutdown, &mut backoff, &pending).await {
-                    return;
+                {
+                    let mut h = lock(&health);
+                    if h.redis_down_since.is_none() {
+                        h.redis_down_since = Some(now);
+                        tracing::warn!(error = %e, pending = pending.len(), "Redis unreachable; blocks are kept in the outbox and retried");
+                    }
+                    h.last_error = Some(e);
+                }
+                blocklist = None;
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
+                    () = shutdown.cancelled() => {
+                        tracing::warn!(pending = pending.len(), "stopping with Redis unreachable: pending blocks stay in the outbox for the next start");
+                        return;
+                    }
                 }
             }
         }
     }
 }
 
-/// Waits out the backoff. At shutdown, blocks that still cannot be written
-/// are reported one by one rather than dropped silently.
-async fn wait_or_give_up(
-    shutdown: &CancellationToken,
-    backoff: &mut Duration,
-    pending: &VecDeque<Decision>,
-) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(*backoff) => {
-            *backoff = (*backoff * 2).min(Duration::from_secs(10));
-            true
+/// Writes one block; `Ok(true)` if it is new (and must be alerted).
+async fn write_block(config: &Config, blocklist: &mut Option<Blocklist>, rec: &BlockRecord, now: Timestamp) -> Result<bool, String> {
+    if blocklist.is_none() {
+        let b = Blocklist::connect(&config.redis.url, &config.redis.key_prefix).await.map_err(|e| e.to_string())?;
+        tracing::info!(url = %crate::sink::blocklist::redact_url(&config.redis.url), "connected to Redis");
+        *blocklist = Some(b);
+    }
+    let Some(bl) = blocklist.as_ref() else {
+        return Err("no Redis connection".into());
+    };
+    match bl.write(rec, now).await.map_err(|e| e.to_string())? {
+        WriteOutcome::New => {
+            tracing::warn!(ip = %rec.ip, rule = %rec.rule, count = rec.count, expires_at = %rec.expires_at, "blocked");
+            Ok(true)
         }
-        () = shutdown.cancelled() => {
-            for d in pending {
-                tracing::error!(ip = %d.subject, rule = %d.rule, "shutting down with Redis unreachable: block not written");
-            }
-            false
+        WriteOutcome::Extended => {
+            tracing::info!(ip = %rec.ip, rule = %rec.rule, expires_at = %rec.expires_at, "block extended");
+            Ok(false)
+        }
+        WriteOutcome::Unchanged => {
+            tracing::debug!(ip = %rec.ip, rule = %rec.rule, "already blocked for longer");
+            Ok(false)
+        }
+        WriteOutcome::Expired => {
+            tracing::info!(ip = %rec.ip, rule = %rec.rule, expires_at = %rec.expires_at, "block decided for a past attack has already expired; not written");
+            Ok(false)
         }
     }
 }

@@ -35,6 +35,7 @@ pub struct Engine {
     allowlist: Allowlist,
     max_line_bytes: usize,
     last_sweep: Timestamp,
+    newest_hit: Option<Timestamp>,
     stats: EngineStats,
 }
 
@@ -60,6 +61,7 @@ impl Engine {
             allowlist,
             max_line_bytes,
             last_sweep: Timestamp::default(),
+            newest_hit: None,
             stats: EngineStats {
                 matched,
                 ..EngineStats::default()
@@ -101,6 +103,10 @@ impl Engine {
         read_time: Timestamp,
         out: &mut impl FnMut(Decision),
     ) {
+        // An empty chunk (a file just opened, or truncated) holds no line.
+        if data.is_empty() {
+            return;
+        }
         for line in data
             .strip_suffix(b"\n")
             .unwrap_or(data)
@@ -108,6 +114,12 @@ impl Engine {
         {
             self.line(source, line, read_time, out);
         }
+    }
+
+    /// The event time of the newest failure counted so far: what "now" is
+    /// for the windows, live or catching up on a backlog.
+    pub fn newest_hit(&self) -> Option<Timestamp> {
+        self.newest_hit
     }
 
     /// Processes one line, without its `\n`.
@@ -134,6 +146,7 @@ impl Engine {
             allowlist,
             stats,
             last_sweep,
+            newest_hit,
             ..
         } = self;
         rules.match_line(state, filter, line, &mut |hit| {
@@ -143,6 +156,9 @@ impl Engine {
                 return;
             }
             let t = hit.time.unwrap_or(read_time);
+            if newest_hit.is_none_or(|n| t > n) {
+                *newest_hit = Some(t);
+            }
             if t.as_millis() - last_sweep.as_millis() >= SWEEP_EVERY_MS {
                 detector.sweep(t);
                 *last_sweep = t;

@@ -6,4 +6,5 @@
 
 mod common;
 mod daemon;
+mod restart;
 mod sink;

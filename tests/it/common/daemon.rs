@@ -109,6 +109,13 @@ impl Daemon {
         }
     }
 
+    /// SIGKILL: no chance to save anything.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("daemon running");
+        child.kill().expect("SIGKILL authwatch");
+        let _ = child.wait();
+    }
+
     /// SIGTERM, then waits for a clean exit; returns the exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("daemon running");
@@ -137,6 +144,11 @@ pub fn sshd_line(pid: u32, message: &str) -> String {
         "{} web1 sshd[{pid}]: {message}",
         authwatch::time::Timestamp::now()
     )
+}
+
+/// A syslog line stamped at `t`.
+pub fn sshd_line_at(t: authwatch::time::Timestamp, pid: u32, message: &str) -> String {
+    format!("{t} web1 sshd[{pid}]: {message}")
 }
 
 /// `n` failed passwords from `ip`, one connection (pid) each.

@@ -1,0 +1,137 @@
+//! Restarts, clean and brutal. An attacker gains nothing from a restart:
+//! failures before it still count, none counts twice, a block decided just
+//! before a SIGKILL is written exactly once and alerted exactly once, and
+//! lines written while the daemon was down are read when it comes back.
+//!
+//! As in `daemon.rs`, "nothing happened yet" is observed by driving a
+//! sentinel address over the threshold after the lines under test.
+
+use redis::AsyncCommands;
+
+use crate::common::daemon::{sshd_failures, sshd_line_at, TestHost};
+use crate::common::{Receiver, RedisServer, DEADLINE};
+
+async fn exists(conn: &mut redis::aio::MultiplexedConnection, ip: &str) -> bool {
+    conn.exists(format!("authwatch:block:{ip}")).await.expect("EXISTS")
+}
+
+async fn wait_for_block(conn: &mut redis::aio::MultiplexedConnection, ip: &str) {
+    let until = std::time::Instant::now() + DEADLINE;
+    while !exists(conn, ip).await {
+        assert!(std::time::Instant::now() < until, "{ip} was not blocked within {DEADLINE:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+fn alerts_for(receiver: &Receiver, ip: &str) -> usize {
+    receiver
+        .requests()
+        .iter()
+        .filter(|r| serde_json::from_slice::<serde_json::Value>(&r.body).is_ok_and(|v| v["ip"] == ip))
+        .count()
+}
+
+fn host(redis: &RedisServer, receiver: &Receiver) -> TestHost {
+    let host = TestHost::new(
+        &redis.url(),
+        &format!(
+            "[[source]]\nname = \"sshd\"\npath = \"log/auth.log\"\n\n[[alert]]\nkind = \"webhook\"\nurl = \"{}\"\n",
+            receiver.url("/hook")
+        ),
+    );
+    host.append("auth.log", &[]);
+    host
+}
+
+/// 49 failures, a restart (clean or SIGKILL), then one more: blocked; and
+/// no failure is counted twice (48 + restart + 1 does not block).
+async fn failures_survive_a_restart(kill: bool) {
+    let redis = RedisServer::start();
+    let receiver = Receiver::start().await;
+    let host = host(&redis, &receiver);
+    let mut conn = redis.conn().await;
+
+    let mut daemon = host.start_daemon();
+    host.append("auth.log", &sshd_failures("203.0.113.10", 48, 1000));
+    host.append("auth.log", &sshd_failures("203.0.113.11", 49, 2000));
+    host.append("auth.log", &sshd_failures("198.51.100.1", 50, 3000));
+    wait_for_block(&mut conn, "198.51.100.1").await;
+    if kill {
+        daemon.kill9();
+    } else {
+        assert!(daemon.stop().success());
+    }
+
+    let _daemon = host.start_daemon();
+    host.append("auth.log", &sshd_failures("203.0.113.10", 1, 1048));
+    host.append("auth.log", &sshd_failures("203.0.113.11", 1, 2049));
+    host.append("auth.log", &sshd_failures("198.51.100.2", 50, 4000));
+    wait_for_block(&mut conn, "198.51.100.2").await;
+
+    assert!(exists(&mut conn, "203.0.113.11").await, "49 before the restart + 1 after must block");
+    assert!(!exists(&mut conn, "203.0.113.10").await, "48 + 1 must not block: a line was counted twice");
+    let alerts = receiver.wait_for_requests(3, DEADLINE).await;
+    assert_eq!(alerts_for(&receiver, "198.51.100.1"), 1, "{alerts:?}");
+    assert_eq!(alerts_for(&receiver, "203.0.113.11"), 1, "{alerts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_survive_a_clean_restart_and_none_counts_twice() {
+    failures_survive_a_restart(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_survive_sigkill_and_none_counts_twice() {
+    failures_survive_a_restart(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_decided_just_before_sigkill_is_written_and_alerted_once() {
+    let redis = RedisServer::start();
+    let receiver = Receiver::start().await;
+    let host = host(&redis, &receiver);
+    let mut conn = redis.conn().await;
+    let mut events = redis.subscribe("authwatch:events").await;
+
+    let mut daemon = host.start_daemon();
+    host.append("auth.log", &sshd_failures("203.0.113.20", 50, 1000));
+    wait_for_block(&mut conn, "203.0.113.20").await;
+    daemon.kill9();
+
+    // The restart reads the attack again to rebuild its window.
+    let _daemon = host.start_daemon();
+    host.append("auth.log", &sshd_failures("198.51.100.3", 50, 5000));
+    wait_for_block(&mut conn, "198.51.100.3").await;
+    receiver.wait_for_requests(2, DEADLINE).await;
+
+    assert_eq!(alerts_for(&receiver, "203.0.113.20"), 1, "one alert, not one per start");
+    let first = events.next_message(DEADLINE).await;
+    let second = events.next_message(DEADLINE).await;
+    assert!(String::from_utf8_lossy(&first).contains("203.0.113.20"));
+    assert!(String::from_utf8_lossy(&second).contains("198.51.100.3"), "no second event for the first block");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_written_while_down_are_read_and_past_blocks_are_not_written() {
+    let redis = RedisServer::start();
+    let receiver = Receiver::start().await;
+    let host = host(&redis, &receiver);
+    let mut conn = redis.conn().await;
+
+    let mut daemon = host.start_daemon();
+    assert!(daemon.stop().success());
+
+    // While the daemon is down: an attack now, and one two hours ago whose
+    // 15-minute block has long expired.
+    let two_hours_ago = authwatch::time::Timestamp::now().saturating_sub(std::time::Duration::from_secs(7200));
+    let old: Vec<String> = (0..50)
+        .map(|i| sshd_line_at(two_hours_ago, 7000 + i, &format!("Failed password for root from 203.0.113.31 port {} ssh2", 40000 + i)))
+        .collect();
+    host.append("auth.log", &old);
+    host.append("auth.log", &sshd_failures("203.0.113.30", 50, 1000));
+
+    let daemon = host.start_daemon();
+    wait_for_block(&mut conn, "203.0.113.30").await;
+    assert!(!exists(&mut conn, "203.0.113.31").await, "a block that would already have expired is not written");
+    daemon.wait_for_log("already expired", DEADLINE);
+}
