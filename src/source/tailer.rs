@@ -2333,7 +2333,7 @@ mod tests {
             let cases = std::env::var("AUTHWATCH_PROPTEST_CASES")
                 .ok()
                 .and_then(|s| s.parse().ok())
-                .unwrap_or(64);
+                .unwrap_or(256);
             ProptestConfig {
                 cases,
                 // No regression files written into the source tree.
