@@ -220,6 +220,11 @@ pub async fn run(
         alerts = config.alerts.len(),
         "ready"
     );
+    crate::systemd::ready(&format!(
+        "watching {} sources with {} rules",
+        config.sources.len(),
+        rules.rules().len()
+    ));
     ready();
 
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
@@ -233,12 +238,18 @@ pub async fn run(
                 },
                 None => break Ok(()),
             },
-            _ = tick.tick() => progress.save(engine.newest_hit()),
+            _ = tick.tick() => {
+                progress.save(engine.newest_hit());
+                // The loop turning is what the watchdog vouches for.
+                crate::systemd::watchdog_ping();
+                crate::systemd::status(&summary(&engine, &health));
+            }
             () = shutdown.cancelled() => break Ok(()),
         }
     };
 
     tracing::info!("stopping");
+    crate::systemd::stopping();
     stop.store(true, Ordering::Relaxed);
     // Lines already read are still counted: their blocks must not be lost.
     chunk_rx.close();
@@ -371,6 +382,24 @@ fn process(engine: &mut Engine, progress: &mut Progress, ctx: &Ctx, chunk: Chunk
     file.done = chunk.end_offset;
     progress.dirty = true;
     Ok(())
+}
+
+/// The one-line status for `systemctl status`.
+fn summary(engine: &Engine, health: &Mutex<WriterHealth>) -> String {
+    let s = engine.stats();
+    let h = lock(health);
+    let redis = match h.redis_down_since {
+        Some(t) => format!("degraded: redis unreachable since {t}"),
+        None => "redis ok".to_owned(),
+    };
+    format!(
+        "{} lines, {} failures, {} blocks; {}; {} pending",
+        s.lines,
+        s.matched.iter().sum::<u64>(),
+        s.decisions,
+        redis,
+        h.queue_depth
+    )
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -30,6 +30,7 @@
 //! * [`config`] turns the TOML configuration into validated types once;
 //!   [`duration`] is the one place durations are parsed.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -42,4 +43,5 @@ pub mod rules;
 pub mod sink;
 pub mod source;
 pub mod syslog;
+pub mod systemd;
 pub mod time;

@@ -4,7 +4,9 @@
 //! `redis-server` on a free port and a real HTTP receiver, both started by
 //! the test and stopped when it ends. Helpers live in [`common`].
 
+mod api;
 mod common;
 mod daemon;
 mod restart;
 mod sink;
+mod torture;

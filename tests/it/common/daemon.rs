@@ -18,10 +18,28 @@ pub struct TestHost {
 impl TestHost {
     /// `extra` is appended to the generated config (sources, alerts, …).
     pub fn new(redis_url: &str, extra: &str) -> TestHost {
+        TestHost::build(redis_url, None, extra)
+    }
+
+    /// Like [`TestHost::new`], with this host's own rule file instead of
+    /// the shipped rules.
+    pub fn with_rules(redis_url: &str, rules: &str, extra: &str) -> TestHost {
+        TestHost::build(redis_url, Some(rules), extra)
+    }
+
+    fn build(redis_url: &str, own_rules: Option<&str>, extra: &str) -> TestHost {
         let dir = tempfile::tempdir().expect("temp dir for the host");
         std::fs::create_dir_all(dir.path().join("log")).expect("log dir");
         std::fs::create_dir_all(dir.path().join("state")).expect("state dir");
-        let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let rules = match own_rules {
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"),
+            Some(text) => {
+                let d = dir.path().join("rules");
+                std::fs::create_dir_all(&d).expect("rules dir");
+                std::fs::write(d.join("test.toml"), text).expect("write rules");
+                d
+            }
+        };
         let config = dir.path().join("authwatch.toml");
         let text = format!(
             "rules_dir = {rules:?}\nstate_dir = \"state\"\nhost = \"test-host\"\n\n[redis]\nurl = \"{redis_url}\"\nkey_prefix = \"authwatch:\"\n\n{extra}\n"
