@@ -1,8 +1,11 @@
 //! The command line: clap definitions only. `main.rs` dispatches them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::api::commands::BlocksAction;
+use crate::api::Subject;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,11 +53,29 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
-    /// Inspect current blocks.
+    /// List, show, add and lift blocks. Through the running daemon's API
+    /// socket; without a daemon, on Redis directly (stderr says which).
     Blocks {
         #[command(subcommand)]
         command: BlocksCommand,
     },
+    /// The daemon's state: sources and their lag, rules, Redis, queues.
+    /// Exit 3 if no daemon is running.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The daemon's status JSON as is.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script, e.g.
+    /// `authwatch completions bash > /etc/bash_completion.d/authwatch`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `authwatch manpage | man -l -`.
+    Manpage,
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,14 +100,93 @@ pub enum RulesCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum BlocksCommand {
-    /// Current blocks from Redis, with the time left.
+    /// Current blocks, soonest expiry first, with the time left.
     List {
-        #[arg(long, short, env = "AUTHWATCH_CONFIG", default_value = crate::config::DEFAULT_CONFIG_PATH)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         /// A JSON array instead of a table.
         #[arg(long)]
         json: bool,
     },
+    /// One block; exit 1 if there is none.
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// An address, or a CIDR network (2001:db8::/64).
+        #[arg(value_name = "IP|CIDR", value_parser = parse_subject)]
+        ip: Subject,
+        /// The block as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Block an address or network by hand (rule "manual"). An existing
+    /// longer block is kept.
+    Add {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// An address, or a CIDR network (2001:db8::/64).
+        #[arg(value_name = "IP|CIDR", value_parser = parse_subject)]
+        ip: Subject,
+        /// How long: 90s, 15m, 1h, 7d, 1h30m.
+        #[arg(long = "for", value_name = "DURATION", default_value = "1h", value_parser = parse_block_duration)]
+        duration: std::time::Duration,
+        /// Why, for the record and the logs.
+        #[arg(long, value_parser = parse_reason)]
+        reason: Option<String>,
+    },
+    /// Lift a block; the daemon also forgets the failures it counted, so
+    /// the next one does not re-block at once. Exit 1 if there was none.
+    #[command(visible_alias = "rm")]
+    Remove {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// An address, or a CIDR network (2001:db8::/64).
+        #[arg(value_name = "IP|CIDR", value_parser = parse_subject)]
+        ip: Subject,
+    },
+}
+
+impl BlocksCommand {
+    /// The configuration file named for this command.
+    pub fn config(&self) -> &Path {
+        match self {
+            BlocksCommand::List { config, .. }
+            | BlocksCommand::Show { config, .. }
+            | BlocksCommand::Add { config, .. }
+            | BlocksCommand::Remove { config, .. } => &config.config,
+        }
+    }
+
+    /// What to do, without the configuration.
+    pub fn action(&self) -> BlocksAction {
+        match self {
+            BlocksCommand::List { json, .. } => BlocksAction::List { json: *json },
+            BlocksCommand::Show { ip, json, .. } => BlocksAction::Show {
+                subject: *ip,
+                json: *json,
+            },
+            BlocksCommand::Add {
+                ip,
+                duration,
+                reason,
+                ..
+            } => BlocksAction::Add {
+                subject: *ip,
+                duration: *duration,
+                reason: reason.clone(),
+            },
+            BlocksCommand::Remove { ip, .. } => BlocksAction::Remove { subject: *ip },
+        }
+    }
+}
+
+/// The configuration file of the commands that talk to the daemon or
+/// Redis.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Configuration file (its [api] socket and [redis] are used).
+    #[arg(long, short, env = "AUTHWATCH_CONFIG", default_value = crate::config::DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
 }
 
 /// Where the rules come from: a configuration file, or a directory.
@@ -102,4 +202,16 @@ pub struct RulesArgs {
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     crate::duration::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_subject(s: &str) -> Result<Subject, String> {
+    Subject::parse(s)
+}
+
+fn parse_block_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::api::parse_block_duration(s)
+}
+
+fn parse_reason(s: &str) -> Result<String, String> {
+    crate::api::check_reason(s).map(|()| s.to_owned())
 }

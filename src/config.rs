@@ -78,6 +78,7 @@ struct RawConfig {
     source: Vec<RawSource>,
     #[serde(default)]
     alert: Vec<RawAlert>,
+    api: Option<RawApi>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +94,15 @@ struct RawSource {
     name: Spanned<String>,
     path: Spanned<String>,
     start_at: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    socket: Option<Spanned<PathBuf>>,
+    listen: Option<Spanned<String>>,
+    allow_remote: Option<Spanned<bool>>,
+    token_file: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +128,7 @@ pub struct Config {
     pub redis: RedisConfig,
     pub sources: Vec<SourceConfig>,
     pub alerts: Vec<AlertTarget>,
+    pub api: crate::api::ApiConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -360,6 +371,83 @@ impl Config {
             });
         }
 
+        // [api]: the unix socket always; TCP only on loopback unless
+        // allow_remote, and then only with a token file nobody else reads.
+        let api = match raw.api {
+            None => crate::api::ApiConfig::default(),
+            Some(a) => {
+                let socket = match a.socket {
+                    None => PathBuf::from(crate::api::DEFAULT_SOCKET),
+                    Some(p) => {
+                        let path = resolve(p.get_ref());
+                        // sun_path holds 108 bytes, the final NUL included.
+                        if p.get_ref().as_os_str().is_empty() || path.as_os_str().len() > 107 {
+                            return Err(at(
+                                p.span(),
+                                "api.socket",
+                                "must be a path of at most 107 bytes".into(),
+                            ));
+                        }
+                        path
+                    }
+                };
+                let allow_remote = a.allow_remote.as_ref().is_some_and(|b| *b.get_ref());
+                let token_file = match a.token_file {
+                    None => None,
+                    Some(p) => {
+                        let path = resolve(p.get_ref());
+                        crate::api::auth::check_token_file(&path).map_err(|m| {
+                            at(
+                                p.span(),
+                                "api.token_file",
+                                format!("{}: {m}", path.display()),
+                            )
+                        })?;
+                        Some(path)
+                    }
+                };
+                let listen = match a.listen {
+                    None => None,
+                    Some(l) => {
+                        let addr: std::net::SocketAddr =
+                            l.get_ref().trim().parse().map_err(|_| {
+                                at(
+                                    l.span(),
+                                    "api.listen",
+                                    format!(
+                                        "{:?} is not an address and port like \"127.0.0.1:9470\"",
+                                        l.get_ref()
+                                    ),
+                                )
+                            })?;
+                        if !crate::ip::normalize(addr.ip()).is_loopback() {
+                            if !allow_remote {
+                                return Err(at(
+                                    l.span(),
+                                    "api.listen",
+                                    format!("{addr} is not a loopback address; set allow_remote = true (with a token_file) to serve other hosts"),
+                                ));
+                            }
+                            if token_file.is_none() {
+                                return Err(at(
+                                    l.span(),
+                                    "api.listen",
+                                    format!("{addr} serves other hosts and so needs a token_file"),
+                                ));
+                            }
+                        }
+                        Some(addr)
+                    }
+                };
+                crate::api::ApiConfig {
+                    socket,
+                    listen,
+                    allow_remote,
+                    token_file,
+                }
+            }
+        };
+
         Ok(Config {
             file: file.to_owned(),
             rules_dir,
@@ -370,6 +458,7 @@ impl Config {
             redis,
             sources,
             alerts,
+            api,
         })
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 
-use authwatch::cli::{BlocksCommand, Cli, Command, RulesArgs, RulesCommand};
+use authwatch::cli::{Cli, Command, RulesArgs, RulesCommand};
 use authwatch::config::{Config, DEFAULT_CONFIG_PATH, DEFAULT_MAX_LINE_BYTES};
 use authwatch::ip::Allowlist;
 use authwatch::rules::RuleSet;
@@ -167,14 +167,39 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{report}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Blocks {
-            command: BlocksCommand::List { config, json },
-        } => {
-            let config = load_config(&config)?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(list_blocks(&config, json))?;
+        Command::Blocks { command } => {
+            let config = load_config(command.config())?;
+            let action = command.action();
+            operator_command(authwatch::api::commands::blocks(
+                &config,
+                &action,
+                &mut io::stdout(),
+                &mut io::stderr(),
+            ))
+        }
+        Command::Status { config, json } => {
+            let config = load_config(&config.config)?;
+            operator_command(authwatch::api::commands::status(
+                &config,
+                json,
+                &mut io::stdout(),
+                &mut io::stderr(),
+            ))
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            // Generated into memory: clap_complete panics on a write
+            // error, and a closed pipe is not a failure.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "authwatch", &mut script);
+            io::stdout().write_all(&script)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpage => {
+            use clap::CommandFactory;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            io::stdout().write_all(&page)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -217,56 +242,23 @@ async fn wait_for_stop_signal() {
     }
 }
 
-async fn list_blocks(config: &Config, json: bool) -> anyhow::Result<()> {
-    use authwatch::sink::blocklist::Blocklist;
-    let bl = Blocklist::connect(&config.redis.url, &config.redis.key_prefix).await?;
-    let now = authwatch::time::Timestamp::now();
-    let blocks = bl.list(now).await?;
-    let mut out = io::stdout().lock();
-    if json {
-        let list: Vec<serde_json::Value> = blocks
-            .iter()
-            .map(|b| {
-                let mut v = b.record.clone();
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("seconds_left".into(), b.ttl_secs.into());
-                }
-                v
-            })
-            .collect();
-        serde_json::to_writer_pretty(&mut out, &list)?;
-        writeln!(out)?;
-        return Ok(());
+/// Runs a `blocks` or `status` command on a small runtime and turns its
+/// outcome into the exit code: 1 for "no such block", 3 for "no daemon".
+fn operator_command(
+    command: impl std::future::Future<
+        Output = Result<authwatch::api::commands::Outcome, authwatch::api::commands::CommandError>,
+    >,
+) -> anyhow::Result<ExitCode> {
+    use authwatch::api::commands::{CommandError, Outcome};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match rt.block_on(command) {
+        Ok(Outcome::Done) => Ok(ExitCode::SUCCESS),
+        Ok(Outcome::NotFound) => Ok(ExitCode::from(1)),
+        Ok(Outcome::NotRunning) => Ok(ExitCode::from(3)),
+        // Unwrapped so that main sees a broken pipe for what it is.
+        Err(CommandError::Io(e)) => Err(e.into()),
+        Err(e) => Err(e.into()),
     }
-    if blocks.is_empty() {
-        writeln!(out, "no current blocks")?;
-        return Ok(());
-    }
-    writeln!(
-        out,
-        "{:<40} {:<20} {:>6}  {:<24} {:>10}",
-        "IP", "RULE", "COUNT", "EXPIRES", "LEFT"
-    )?;
-    for b in &blocks {
-        let field = |k: &str| {
-            b.record
-                .get(k)
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| v.to_string())
-                })
-                .unwrap_or_default()
-        };
-        writeln!(
-            out,
-            "{:<40} {:<20} {:>6}  {:<24} {:>10}",
-            b.ip,
-            field("rule"),
-            field("count"),
-            field("expires_at"),
-            authwatch::duration::format(std::time::Duration::from_secs(b.ttl_secs.max(0) as u64))
-        )?;
-    }
-    Ok(())
 }
