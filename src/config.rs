@@ -112,6 +112,11 @@ struct RawAlert {
     url: Spanned<String>,
     timeout: Option<Spanned<String>>,
     attempts: Option<Spanned<i64>>,
+    /// `"<count>/<period>"`, e.g. `"1/s"`.
+    rate: Option<Spanned<String>>,
+    burst: Option<Spanned<i64>>,
+    /// Webhooks only: the HMAC key's file, or a systemd credential's name.
+    secret_file: Option<Spanned<PathBuf>>,
 }
 
 /// The validated configuration.
@@ -363,11 +368,52 @@ impl Config {
                     v as u32
                 }
             };
+            let rate = crate::sink::alert::RateLimit {
+                interval: match &a.rate {
+                    None => crate::sink::alert::RateLimit::SLACK.interval,
+                    Some(r) => crate::sink::alert::RateLimit::parse_rate(r.get_ref())
+                        .map_err(|m| at(r.span(), "alert.rate", m))?,
+                },
+                burst: match &a.burst {
+                    None => crate::sink::alert::RateLimit::SLACK.burst,
+                    Some(b) => u32::try_from(*b.get_ref())
+                        .ok()
+                        .filter(|n| *n <= 1000)
+                        .and_then(std::num::NonZeroU32::new)
+                        .ok_or_else(|| {
+                            at(b.span(), "alert.burst", "must be between 1 and 1000".into())
+                        })?,
+                },
+            };
+            let secret = match &a.secret_file {
+                None => None,
+                Some(p) if kind != AlertKind::Webhook => {
+                    return Err(at(
+                        p.span(),
+                        "alert.secret_file",
+                        "only a webhook is signed: Slack does not check signatures".into(),
+                    ))
+                }
+                Some(p) => {
+                    // Under systemd's LoadCredential=, a relative name is a
+                    // credential; see secret_path.
+                    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY")
+                        .filter(|d| !d.is_empty())
+                        .map(PathBuf::from);
+                    let path =
+                        crate::sink::alert::secret_path(p.get_ref(), base, credentials.as_deref());
+                    let secret = crate::sink::alert::Secret::from_file(&path)
+                        .map_err(|e| at(p.span(), "alert.secret_file", e.to_string()))?;
+                    Some(secret)
+                }
+            };
             alerts.push(AlertTarget {
                 kind,
                 url: url.to_owned(),
                 timeout,
                 attempts,
+                rate,
+                secret,
             });
         }
 

@@ -4,6 +4,7 @@
 //! `redis-server` on a free port and a real HTTP receiver, both started by
 //! the test and stopped when it ends. Helpers live in [`common`].
 
+mod alerts;
 mod api;
 mod common;
 mod daemon;
