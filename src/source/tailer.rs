@@ -607,7 +607,7 @@ impl SpecState {
         };
         state.followed_until = checkpoints
             .iter()
-            .filter(|(_, entry)| state.matches(&entry.path))
+            .filter(|(_, entry)| state.matches(&entry.path) || state.matches_rotated(&entry.path))
             .map(|(_, entry)| entry.updated)
             .max();
         state
@@ -621,6 +621,29 @@ impl SpecState {
                 .is_some_and(|s| g.matches_with(s, glob_options())),
             NameMatch::Nothing => false,
         }
+    }
+
+    /// Whether `path` is a rotated name of a file this pattern names: in
+    /// the same directory, with rotation suffixes (`.1`, `-20261203`)
+    /// removed it matches.
+    fn matches_rotated(&self, path: &Path) -> bool {
+        if path.parent() != Some(self.dir.as_path()) {
+            return false;
+        }
+        let Some(mut name) = path.file_name().and_then(OsStr::to_str) else {
+            return false;
+        };
+        while let Some(cut) = name.rfind(['.', '-']) {
+            let suffix = &name[cut + 1..];
+            if suffix.is_empty() || !suffix.bytes().all(|b| b.is_ascii_digit()) {
+                break;
+            }
+            name = &name[..cut];
+            if self.matches_name(OsStr::new(name)) {
+                return true;
+            }
+        }
+        false
     }
 
     fn matches(&self, path: &Path) -> bool {
@@ -708,6 +731,9 @@ impl SpecState {
         if let Some(mut found) = found {
             let first = !self.looked;
             self.looked = true;
+            if first {
+                lag += self.recover_rotated(&found, pass);
+            }
             found.retain(|f| !self.files.iter().any(|w| w.key.same_inode(f.dev, f.ino)));
             // Oldest first, as a rotated series is meant to be read.
             found.sort_by(|a, b| a.mtime.cmp(&b.mtime).then_with(|| a.path.cmp(&b.path)));
@@ -723,6 +749,63 @@ impl SpecState {
                     Ok(None) => {}
                     Err(e) => pass.note(&f.path, e),
                 }
+            }
+        }
+        lag
+    }
+
+    /// At the first pass: a checkpointed file of this pattern that was
+    /// renamed away while we were stopped (logrotate ran meanwhile), and
+    /// still sits in the directory under another name, is drained from its
+    /// checkpoint before its successor is read, so that the lines written
+    /// to it between our stop and the rotation are not lost. Only a file
+    /// whose identity and fingerprint match its checkpoint is taken.
+    fn recover_rotated(&mut self, found: &[Found], pass: &mut Pass<'_>) -> u64 {
+        let missing: Vec<(u64, u64)> = pass
+            .known
+            .iter()
+            .filter(|(_, e)| self.matches(&e.path) || self.matches_rotated(&e.path))
+            .map(|(k, _)| (k.dev, k.ino))
+            .filter(|id| !found.iter().any(|f| (f.dev, f.ino) == *id))
+            .collect();
+        if missing.is_empty() {
+            return 0;
+        }
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut lag = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = fs::metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() || !missing.contains(&(meta.dev(), meta.ino())) {
+                continue;
+            }
+            let matches = File::open(&path)
+                .and_then(|f| Head::read(&f))
+                .ok()
+                // An empty head proves nothing (inode reuse): skip those.
+                .and_then(|head| pass.known.find(meta.dev(), meta.ino(), |fp| fp.len > 0 && fp.matches(head.bytes())))
+                .is_some();
+            if !matches {
+                continue;
+            }
+            let f = Found::new(path, &meta);
+            match self.open(&f, false, pass) {
+                Ok(Some(mut w)) => {
+                    tracing::info!("tailer: draining {}, rotated while stopped", w.path.display());
+                    self.stats.rotations.fetch_add(1, Ordering::Relaxed);
+                    w.away_since = Some(pass.now);
+                    match w.read(self.source, &self.stats, pass) {
+                        Ok(l) => lag += l,
+                        Err(e) => pass.note(&w.path, e),
+                    }
+                    self.files.push(w);
+                }
+                Ok(None) => {}
+                Err(e) => pass.note(&f.path, e),
             }
         }
         lag
@@ -1687,6 +1770,26 @@ mod tests {
     }
 
     #[test]
+    fn a_file_rotated_while_stopped_is_drained_from_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        append(&log, b"one\n");
+        let mut t = tailer(&log, StartAt::Beginning);
+        assert_eq!(poll_lines(&mut t), vec!["one"]);
+        let mut cps = Checkpoints::new();
+        for f in t.followed() {
+            cps.record(&f.file, f.offset, &f.path, crate::source::checkpoint::unix_now());
+        }
+        drop(t);
+        // While stopped: two more lines, then logrotate renames and creates.
+        append(&log, b"two\nthree\n");
+        fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+        append(&log, b"four\n");
+        let mut t = Tailer::new(vec![spec(&log, StartAt::End)], options(), &cps);
+        assert_eq!(poll_lines(&mut t), vec!["two", "three", "four"]);
+    }
+
+    #[test]
     fn stats_are_kept_per_source() {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = dir.path().join("a.log");
@@ -2026,6 +2129,9 @@ mod tests {
             old: Option<usize>,
             counter: u64,
             rotations: u64,
+            /// No pass since the last restart: the tailer's first pass will
+            /// drain checkpointed files renamed away meanwhile.
+            fresh: bool,
         }
 
         fn model_options() -> TailerOptions {
@@ -2060,6 +2166,7 @@ mod tests {
                     old: None,
                     counter: 0,
                     rotations: 0,
+                    fresh: false,
                 };
                 m.current();
                 m.poll();
@@ -2200,7 +2307,9 @@ mod tests {
                             self.rotations += 1;
                             let to = self.dir.path().join(format!("app.log.{}", self.rotations));
                             fs::rename(self.log_path(), &to).expect("rotate");
-                            let followed = self.files[i].seen || self.matching(&to);
+                            let followed = self.files[i].seen
+                                || self.matching(&to)
+                                || (self.fresh && self.checkpointed(i, &to));
                             self.files[i].path = Some(to);
                             if followed {
                                 self.old = Some(i);
@@ -2246,6 +2355,18 @@ mod tests {
                 }
             }
 
+            /// Whether file `i`, now at `path`, has a checkpoint the tailer
+            /// would resume it from (same inode, same first bytes).
+            fn checkpointed(&self, i: usize, path: &Path) -> bool {
+                let (dev, ino) = self.files[i].id;
+                let Ok(head) = File::open(path).and_then(|f| Head::read(&f)) else {
+                    return false;
+                };
+                self.checkpoints
+                    .find(dev, ino, |fp| fp.len > 0 && fp.matches(head.bytes()))
+                    .is_some()
+            }
+
             fn restart(&mut self) {
                 let cp = Checkpointer::new(self.state.path().join("checkpoints.json"));
                 cp.save(&self.checkpoints).expect("save");
@@ -2254,12 +2375,16 @@ mod tests {
                 // Dropping the tailer closes every file it held.
                 self.tailer = Model::tailer(self.dir.path(), self.glob, &loaded);
                 self.checkpoints = loaded;
+                self.fresh = true;
                 for i in 0..self.files.len() {
                     if self.files[i].dead {
                         continue;
                     }
+                    // Found again: still named by the pattern, or renamed
+                    // within the directory after the tailer recorded a
+                    // checkpoint for it (drained from there at start).
                     let found_again = match &self.files[i].path {
-                        Some(p) => self.matching(p),
+                        Some(p) => self.matching(p) || self.checkpointed(i, p),
                         None => false,
                     };
                     self.files[i].seen = false;
@@ -2270,6 +2395,7 @@ mod tests {
             }
 
             fn poll(&mut self) {
+                self.fresh = false;
                 let mut chunks = Vec::new();
                 self.tailer
                     .poll_once(&mut |c| chunks.push(c))
