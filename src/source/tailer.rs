@@ -785,10 +785,7 @@ impl SpecState {
             }
             let matches = File::open(&path)
                 .and_then(|f| Head::read(&f))
-                .ok()
-                // An empty head proves nothing (inode reuse): skip those.
-                .and_then(|head| pass.known.find(meta.dev(), meta.ino(), |fp| fp.len > 0 && fp.matches(head.bytes())))
-                .is_some();
+                .is_ok_and(|head| checkpoint_vouches(pass.known, &meta, &head));
             if !matches {
                 continue;
             }
@@ -919,6 +916,22 @@ impl SpecState {
         let mtime = u64::try_from(meta.mtime()).unwrap_or(0);
         self.followed_until
             .is_some_and(|until| mtime.saturating_add(MTIME_SLACK_SECS) >= until)
+    }
+}
+
+/// Whether the checkpoint of this inode is for *this* file: its first
+/// bytes match the fingerprint, or — when the checkpoint saw the file empty,
+/// and so has no fingerprint to compare — the file was created no later
+/// than the checkpoint was recorded (a reused inode is born after it).
+fn checkpoint_vouches(known: &Checkpoints, meta: &Metadata, head: &Head) -> bool {
+    match known.get(meta.dev(), meta.ino()) {
+        Some((key, _)) if key.fingerprint.len > 0 => key.fingerprint.matches(head.bytes()),
+        Some((_, entry)) => meta
+            .created()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .is_some_and(|born| born.as_secs() <= entry.updated),
+        None => false,
     }
 }
 
@@ -2114,6 +2127,9 @@ mod tests {
             seen: bool,
             /// No longer followed: nothing more may come out of it.
             dead: bool,
+            /// Lines given up on when it died: they come out after all if a
+            /// later start drains it from a checkpoint.
+            lost: Vec<Vec<u8>>,
         }
 
         struct Model {
@@ -2209,6 +2225,7 @@ mod tests {
                     polled_upto: 0,
                     seen: false,
                     dead: false,
+                    lost: Vec::new(),
                 });
                 let i = self.files.len() - 1;
                 self.current = Some(i);
@@ -2265,7 +2282,8 @@ mod tests {
             /// by the last pass is lost.
             fn kill(&mut self, i: usize) {
                 let f = &mut self.files[i];
-                f.expected.truncate(f.polled_upto);
+                let upto = f.polled_upto.min(f.expected.len());
+                f.lost = f.expected.split_off(upto);
                 f.dead = true;
                 if self.old == Some(i) {
                     self.old = None;
@@ -2358,13 +2376,14 @@ mod tests {
             /// Whether file `i`, now at `path`, has a checkpoint the tailer
             /// would resume it from (same inode, same first bytes).
             fn checkpointed(&self, i: usize, path: &Path) -> bool {
-                let (dev, ino) = self.files[i].id;
-                let Ok(head) = File::open(path).and_then(|f| Head::read(&f)) else {
+                let Ok(f) = File::open(path) else {
                     return false;
                 };
-                self.checkpoints
-                    .find(dev, ino, |fp| fp.len > 0 && fp.matches(head.bytes()))
-                    .is_some()
+                let (Ok(meta), Ok(head)) = (f.metadata(), Head::read(&f)) else {
+                    return false;
+                };
+                (meta.dev(), meta.ino()) == self.files[i].id
+                    && checkpoint_vouches(&self.checkpoints, &meta, &head)
             }
 
             fn restart(&mut self) {
@@ -2378,6 +2397,17 @@ mod tests {
                 self.fresh = true;
                 for i in 0..self.files.len() {
                     if self.files[i].dead {
+                        let back = match &self.files[i].path {
+                            Some(p) => !self.matching(p) && self.checkpointed(i, p),
+                            None => false,
+                        };
+                        if back {
+                            let f = &mut self.files[i];
+                            let lost = std::mem::take(&mut f.lost);
+                            f.expected.extend(lost);
+                            f.dead = false;
+                            f.seen = false;
+                        }
                         continue;
                     }
                     // Found again: still named by the pattern, or renamed

@@ -58,8 +58,9 @@ impl Run {
             .map(|_| {
                 self.next += 1;
                 let i = self.next;
-                let ip = if i % 5 == 0 {
-                    format!("2001:db8:{:x}::{:x}", i >> 16, i & 0xffff)
+                let ip = if i.is_multiple_of(5) {
+                    // The canonical text, as the block key spells it.
+                    std::net::Ipv6Addr::new(0x2001, 0xdb8, (i >> 16) as u16, 0, 0, 0, 0, (i & 0xffff) as u16).to_string()
                 } else {
                     format!("100.{}.{}.{}", 64 + (i >> 16), (i >> 8) & 0xff, i & 0xff)
                 };
@@ -83,7 +84,10 @@ impl Run {
             if n >= self.written.len() {
                 return;
             }
-            assert!(std::time::Instant::now() < until, "daemon did not catch up: {n} of {} blocked", self.written.len());
+            if std::time::Instant::now() >= until {
+                let logs = self.daemon.as_ref().map(|d| d.logs().join("\n")).unwrap_or_default();
+                panic!("daemon did not catch up: {n} of {} blocked\n{logs}", self.written.len());
+            }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
@@ -120,7 +124,9 @@ async fn torture(seed: u64) {
     let mut rotations = 0;
 
     for _ in 0..14 {
-        match rng.below(10) {
+        let op = rng.below(10);
+        eprintln!("seed {seed}: op {op}, written {}, daemon {}", run.written.len(), run.daemon.is_some());
+        match op {
             0..=3 => run.append(&mut rng),
             4 => {
                 // rename-and-create, as logrotate's `create` does.
