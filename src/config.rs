@@ -71,6 +71,8 @@ struct RawConfig {
     rules_dir: Option<Spanned<PathBuf>>,
     state_dir: Option<Spanned<PathBuf>>,
     allowlist: Option<Vec<Spanned<String>>>,
+    /// Files of networks, one a line, added to `allowlist`.
+    allowlist_files: Option<Vec<Spanned<PathBuf>>>,
     host: Option<Spanned<String>>,
     max_line_bytes: Option<Spanned<i64>>,
     redis: Option<RawRedis>,
@@ -188,18 +190,33 @@ impl Config {
             .map(|p| resolve(p.get_ref()))
             .unwrap_or_else(|| PathBuf::from("/var/lib/authwatch"));
 
-        let allowlist = match raw.allowlist {
-            None => Allowlist::loopback(),
-            Some(list) => {
-                let mut nets = Vec::with_capacity(list.len());
-                for entry in list {
-                    nets.push(
-                        parse_cidr(entry.get_ref())
-                            .map_err(|m| at(entry.span(), "allowlist", m))?,
-                    );
+        let allowlist = {
+            let mut nets = match raw.allowlist {
+                None => Allowlist::loopback().nets().to_vec(),
+                Some(list) => {
+                    let mut nets = Vec::with_capacity(list.len());
+                    for entry in list {
+                        nets.push(
+                            parse_cidr(entry.get_ref())
+                                .map_err(|m| at(entry.span(), "allowlist", m))?,
+                        );
+                    }
+                    nets
                 }
-                Allowlist::new(nets)
+            };
+            for entry in raw.allowlist_files.iter().flatten() {
+                let path = resolve(entry.get_ref());
+                let listed_at = format!("{}:{}", file.display(), line_at(text, entry.span().start));
+                let content = std::fs::read_to_string(&path).map_err(|e| {
+                    at(
+                        entry.span(),
+                        "allowlist_files",
+                        format!("{}: cannot read: {e}", path.display()),
+                    )
+                })?;
+                nets.extend(parse_allowlist_file(&path, &content, &listed_at)?);
             }
+            Allowlist::new(nets)
         };
 
         let host = match raw.host {
@@ -521,6 +538,34 @@ pub fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
     Err(format!("{s:?} is not an IP address or CIDR network"))
 }
 
+/// Parses an allowlist file read from `path`: a network (or a bare
+/// address) per line; blank lines and `#` comments, whole-line or after an
+/// entry, are skipped. `listed_at` is where the configuration names the
+/// file, for messages.
+fn parse_allowlist_file(
+    path: &Path,
+    content: &str,
+    listed_at: &str,
+) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let mut nets = Vec::new();
+    for (i, line) in content.lines().enumerate() {
+        // No network is written with a '#': whatever follows one is a
+        // comment.
+        let entry = line.split('#').next().unwrap_or_default().trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let net = parse_cidr(entry).map_err(|m| ConfigError::At {
+            file: path.to_owned(),
+            line: i + 1,
+            key: "allowlist_files".to_owned(),
+            message: format!("{m} (file listed at {listed_at})"),
+        })?;
+        nets.push(net);
+    }
+    Ok(nets)
+}
+
 /// The machine's host name, as `gethostname(2)` reports it.
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];
@@ -611,6 +656,89 @@ url = "https://hooks.slack.com/services/T000/B000/XXXX"
             "[[source]]\nname = \"a\"\npath = \"/x\"\n[[source]]\nname = \"a\"\npath = \"/y\"\n",
         );
         assert!(e.contains(":5: source.name:"), "{e}");
+    }
+
+    #[test]
+    fn allowlist_files_are_merged_with_the_allowlist() {
+        let dir = tempfile::tempdir().unwrap();
+        let office = dir.path().join("office.txt");
+        std::fs::write(
+            &office,
+            "# the office\n\n10.20.0.0/16\n  192.0.2.7   # the VPN gateway\r\n2001:db8:aa::/48\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("empty.txt"), "# nobody yet\n").unwrap();
+        let config = dir.path().join("authwatch.toml");
+
+        let c = Config::parse(
+            &config,
+            "allowlist = [\"198.51.100.0/24\"]\nallowlist_files = [\"office.txt\", \"empty.txt\"]\n",
+        )
+        .unwrap();
+        for allowed in ["198.51.100.9", "10.20.3.4", "192.0.2.7", "2001:db8:aa::1"] {
+            assert!(c.allowlist.contains(&allowed.parse().unwrap()), "{allowed}");
+        }
+        for blocked in ["192.0.2.8", "10.21.0.1", "127.0.0.1"] {
+            assert!(
+                !c.allowlist.contains(&blocked.parse().unwrap()),
+                "{blocked}"
+            );
+        }
+
+        // Without `allowlist`, the files add to the loopback default.
+        let c = Config::parse(&config, "allowlist_files = [\"office.txt\"]\n").unwrap();
+        assert!(c.allowlist.contains(&"127.0.0.1".parse().unwrap()));
+        assert!(c.allowlist.contains(&"10.20.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn allowlist_file_errors_name_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.txt");
+        std::fs::write(&bad, "10.0.0.0/8\n# fine so far\n10.0.0.300/8\n").unwrap();
+        let config = dir.path().join("authwatch.toml");
+
+        let e = Config::parse(&config, "host = \"h\"\nallowlist_files = [\"bad.txt\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{}:3: allowlist_files: \"10.0.0.300/8\" is not",
+                bad.display()
+            )),
+            "{e}"
+        );
+        assert!(
+            e.contains(&format!("listed at {}:2", config.display())),
+            "{e}"
+        );
+
+        let e = Config::parse(
+            &config,
+            "allowlist_files = [\n  \"bad.txt\",\n  \"missing.txt\",\n]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("bad.txt:3:"),
+            "the first file is read first: {e}"
+        );
+        std::fs::write(&bad, "10.0.0.0/8\n").unwrap();
+        let e = Config::parse(
+            &config,
+            "allowlist_files = [\n  \"bad.txt\",\n  \"missing.txt\",\n]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        let missing = dir.path().join("missing.txt");
+        assert!(
+            e.starts_with(&format!(
+                "{}:3: allowlist_files: {}: cannot read:",
+                config.display(),
+                missing.display()
+            )),
+            "{e}"
+        );
     }
 
     #[test]

@@ -434,6 +434,8 @@ pub fn record(d: &Decision, host: &str, now: Timestamp) -> BlockRecord {
             d.rule,
             crate::duration::format(d.window)
         ),
+        block_for_secs: d.block_for.as_secs(),
+        offense: 0,
     }
 }
 

@@ -259,6 +259,9 @@ pub fn manual_record(
         expires_at: now.saturating_add(duration),
         host: host.to_owned(),
         reason,
+        block_for_secs: duration.as_secs(),
+        // Not an offence: a block by hand counts in no history.
+        offense: 0,
     }
 }
 

@@ -131,6 +131,9 @@ pub struct Rule {
     pub threshold: u32,
     pub window: Duration,
     pub block_for: Duration,
+    /// How long the Nth offence of an address is blocked (the last step
+    /// repeats), counted in Redis; empty: `block_for` every time.
+    pub escalate: Vec<Duration>,
     pub examples: Vec<Example>,
     matcher: Matcher,
     /// The first of this rule's prefilter units.
@@ -619,6 +622,52 @@ fn strings(ctx: &Ctx<'_>, v: &Spanned<toml::Value>, field: &str) -> Result<Vec<S
     Ok(list)
 }
 
+/// The most steps an `escalate` ladder may have.
+pub const MAX_ESCALATE_STEPS: usize = 16;
+
+/// `escalate = ["15m", "1h", …]`: at least one step, each longer than
+/// zero and none shorter than the one before (a ladder that goes down is
+/// a typo, not a policy).
+fn escalate_ladder(
+    ctx: &Ctx<'_>,
+    raw: Option<&Spanned<Vec<Spanned<String>>>>,
+    errors: &mut Vec<RuleError>,
+) -> Vec<Duration> {
+    let Some(raw) = raw else {
+        return Vec::new();
+    };
+    let steps = raw.get_ref();
+    if steps.is_empty() || steps.len() > MAX_ESCALATE_STEPS {
+        errors.push(ctx.err(
+            raw.span(),
+            "escalate",
+            format!("must list 1 to {MAX_ESCALATE_STEPS} durations; omit it to block for block_for every time"),
+        ));
+        return Vec::new();
+    }
+    let mut ladder = Vec::with_capacity(steps.len());
+    for (i, s) in steps.iter().enumerate() {
+        let field = format!("escalate[{i}]");
+        match crate::duration::parse(s.get_ref()) {
+            Ok(d) if d.is_zero() => {
+                errors.push(ctx.err(s.span(), &field, "must be longer than zero".into()))
+            }
+            Ok(d) if ladder.last().is_some_and(|&prev| d < prev) => errors.push(ctx.err(
+                s.span(),
+                &field,
+                format!("{:?} is shorter than the step before it", s.get_ref()),
+            )),
+            Ok(d) => ladder.push(d),
+            Err(e) => errors.push(ctx.err(s.span(), &field, e.to_string())),
+        }
+    }
+    if ladder.len() == steps.len() {
+        ladder
+    } else {
+        Vec::new()
+    }
+}
+
 type Compiled = (Rule, Vec<Option<Vec<Vec<u8>>>>);
 
 fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Vec<RuleError>> {
@@ -660,6 +709,14 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
     };
     let window = duration(&raw.window, "window", DEFAULT_WINDOW);
     let block_for = duration(&raw.block_for, "block_for", DEFAULT_BLOCK_FOR);
+    let escalate = escalate_ladder(ctx, raw.escalate.as_ref(), &mut errors);
+    // A rule with a ladder and no block_for blocks its first offence for
+    // the first step, so that the decision's own expiry (what the outbox
+    // keeps it for) matches the block a first offence gets.
+    let block_for = match (&raw.block_for, escalate.first()) {
+        (None, Some(&first)) => first,
+        _ => block_for,
+    };
     let sources = raw.sources.as_ref().map(|s| s.get_ref().clone());
     if let Some(s) = &raw.sources {
         if s.get_ref().is_empty() {
@@ -979,6 +1036,7 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
             threshold,
             window,
             block_for,
+            escalate,
             examples,
             matcher,
             first_unit: 0,
@@ -1153,6 +1211,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("t.toml:3") && e.contains("treshold"), "{e}");
+    }
+
+    #[test]
+    fn escalate_is_a_rising_ladder_and_sets_the_first_block() {
+        let rule = "[[rule]]\nid = \"t\"\n[[rule.pattern]]\nregex = 'fail (?P<ip>\\S+)$'\n";
+        let set = compile(&rule.replace("[[rule.pattern]]", "escalate = [\"15m\", \"1h\", \"24h\"]\n[[rule.pattern]]")).unwrap();
+        let r = &set.rules()[0];
+        assert_eq!(r.escalate, [900, 3600, 86400].map(Duration::from_secs));
+        assert_eq!(r.block_for, Duration::from_secs(900), "the first step");
+        let set = compile(&rule.replace("[[rule.pattern]]", "block_for = \"5m\"\nescalate = [\"1h\"]\n[[rule.pattern]]")).unwrap();
+        assert_eq!(set.rules()[0].block_for, Duration::from_secs(300), "given: kept");
+        assert!(compile(rule).unwrap().rules()[0].escalate.is_empty());
+        for (ladder, field) in [("[]", "escalate:"), ("[\"1h\",\n \"15m\"]", "escalate[1]:"), ("[\"1h\", \"soon\"]", "escalate[1]:"), ("[\"0s\"]", "escalate[0]:")] {
+            let e = compile(&rule.replace("[[rule.pattern]]", &format!("escalate = {ladder}\n[[rule.pattern]]"))).unwrap_err().to_string();
+            assert!(e.contains(&format!("rule \"t\": {field}")), "{ladder}: {e}");
+        }
+        let e = compile(&rule.replace("[[rule.pattern]]", "escalate = [\"1h\",\n  \"15m\"]\n[[rule.pattern]]")).unwrap_err().to_string();
+        assert!(e.starts_with("/etc/authwatch/rules/t.toml:4: rule \"t\": escalate[1]:"), "{e}");
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub(super) struct RawRule {
     pub threshold: Option<Spanned<i64>>,
     pub window: Option<Spanned<String>>,
     pub block_for: Option<Spanned<String>>,
+    /// Block durations for an address's 1st, 2nd, … offence.
+    pub escalate: Option<Spanned<Vec<Spanned<String>>>>,
     pub format: Option<Spanned<String>>,
     /// syslog: the program names whose lines the rule reads.
     pub programs: Option<Spanned<Vec<String>>>,

@@ -1119,6 +1119,8 @@ mod tests {
             expires_at: Timestamp::from_secs(1_800_003_651),
             host: "web-1".into(),
             reason: "52 failures of rule sshd in 60s".into(),
+            block_for_secs: 3600,
+            offense: 1,
         }
     }
 

@@ -11,10 +11,28 @@
 //!   every write.
 //! * `P events` — a pub/sub channel that carries the JSON of every *new*
 //!   block, for services that keep a local cache.
+//! * `P offenses:{ip}` — a hash holding the address's offence history:
+//!   `count`, the offences counted, and `last`, the identity
+//!   (`rule|last_seen_ms`) of the decision that counted the latest one. It
+//!   expires [`OFFENSE_HISTORY`] after the latest offence (or with the
+//!   block, if that is later), so an address that behaves for that long
+//!   starts again at the first step of the ladder.
 //!
 //! Every write goes through one Lua script, so that concurrent writers (two
 //! daemons on two hosts, or a daemon and an operator) can never shorten a
-//! block, and the key, the index and the event always agree.
+//! block, and the key, the index, the event and the offence count always
+//! agree.
+//!
+//! # Repeat offenders
+//!
+//! [`Blocklist::write_offense`] writes a detected block. An offence is
+//! counted when the address is not blocked at that moment: a decision
+//! arriving while a block stands (the same attack seen by a second host,
+//! or by a second rule) extends that block at most, at the step it is at.
+//! The Nth offence gets the Nth duration of the rule's ladder (the last one
+//! repeats). Both the count and the choice of duration happen in the
+//! script, so two hosts sharing one Redis share one history, and a
+//! restart forgets nothing.
 
 use std::fmt;
 use std::time::Duration;
@@ -35,44 +53,90 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// still useful, while a hung server must not stall the writer forever.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long an address's offence history outlives its latest offence.
+pub const OFFENSE_HISTORY: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// The write script. Keys and arguments:
 ///
-/// * `KEYS[1]` the block key, `KEYS[2]` the index key;
-/// * `ARGV[1]` the IP (index member), `ARGV[2]` the record JSON,
-///   `ARGV[3]` the TTL in milliseconds, `ARGV[4]` the expiry in Unix
-///   seconds (rounded up), `ARGV[5]` now in Unix seconds (rounded down),
-///   `ARGV[6]` the events channel, `ARGV[7]` [`EXTEND_SLACK_MS`].
+/// * `KEYS[1]` the block key, `KEYS[2]` the index key, `KEYS[3]` the
+///   offence history key;
+/// * `ARGV[1]` the IP (index member), `ARGV[2]` now in Unix seconds
+///   (rounded down), `ARGV[3]` the events channel, `ARGV[4]`
+///   [`EXTEND_SLACK_MS`], `ARGV[5]` the decision's identity, or empty for a
+///   write that counts no offence, `ARGV[6]` [`OFFENSE_HISTORY`] in
+///   milliseconds;
+/// * then one triple per step of the ladder: the record JSON, the TTL in
+///   milliseconds, the expiry in Unix seconds (rounded up). When counting,
+///   the JSON stops just before the value of `offense`, its last field:
+///   the script appends the number and the closing brace.
 ///
-/// Returns 0 = expired, 1 = new, 2 = extended, 3 = unchanged.
+/// Returns `{status, offence, step}`: status 0 = expired, 1 = new,
+/// 2 = extended, 3 = unchanged; the offence number the record carries
+/// (0 when not counting); the 1-based step used.
+///
+/// An offence is counted only when no block stands and the decision is
+/// not the one that counted the latest offence: a decision written again
+/// (a retry after a lost reply, the outbox replayed after a crash, even
+/// after an operator lifted the block) counts once.
 ///
 /// The index update compares `ZSCORE` by hand instead of `ZADD GT`: the
 /// effect is the same (add if absent, otherwise only ever raise the score),
 /// and it also runs on Redis before 6.2 (Debian 11 ships 6.0), which lacks
 /// `GT`.
 const WRITE_SCRIPT: &str = r#"
-local ttl_ms = tonumber(ARGV[3])
-if ttl_ms <= 0 then
-  return 0
-end
 -- PTTL: -2 = no such key, -1 = a key without expiry (a permanent block an
 -- operator set by hand), otherwise the milliseconds left.
 local pttl = redis.call('PTTL', KEYS[1])
-if pttl == -1 or pttl + tonumber(ARGV[7]) >= ttl_ms then
-  return 3
+local counting = ARGV[5] ~= ''
+local n = 0
+local counted = false
+if counting then
+  local history = redis.call('HMGET', KEYS[3], 'count', 'last')
+  n = tonumber(history[1]) or 0
+  if pttl == -2 and history[2] ~= ARGV[5] then
+    n = n + 1
+    counted = true
+  end
 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl_ms)
-local expires = tonumber(ARGV[4])
+local steps = (#ARGV - 6) / 3
+local step = math.min(math.max(n, 1), steps)
+local at = 6 + (step - 1) * 3
+local ttl_ms = tonumber(ARGV[at + 2])
+if ttl_ms <= 0 then
+  return {0, n, step}
+end
+if pttl == -1 or pttl + tonumber(ARGV[4]) >= ttl_ms then
+  return {3, n, step}
+end
+local json = ARGV[at + 1]
+if counting then
+  json = json .. string.format('%d', n) .. '}'
+end
+redis.call('SET', KEYS[1], json, 'PX', ttl_ms)
+local expires = tonumber(ARGV[at + 3])
 local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if (not score) or tonumber(score) < expires then
   redis.call('ZADD', KEYS[2], expires, ARGV[1])
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
-if pttl == -2 then
-  redis.call('PUBLISH', ARGV[6], ARGV[2])
-  return 1
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
+if counted then
+  redis.call('HSET', KEYS[3], 'count', n, 'last', ARGV[5])
+  redis.call('PEXPIRE', KEYS[3], math.max(tonumber(ARGV[6]), ttl_ms))
+elseif n > 0 and redis.call('PTTL', KEYS[3]) < ttl_ms then
+  -- An extended block: the history must not be forgotten before it ends.
+  redis.call('PEXPIRE', KEYS[3], ttl_ms)
 end
-return 2
+if pttl == -2 then
+  redis.call('PUBLISH', ARGV[3], json)
+  return {1, n, step}
+end
+return {2, n, step}
 "#;
+
+/// How a counted record's JSON ends before the script fills in `offense`:
+/// serialized with `offense: 0`, the last field, it ends with this plus
+/// `0}`.
+const OFFENSE_FIELD: &str = r#","offense":"#;
 
 /// An existing block is extended only if the new expiry is later by at least
 /// this much. The key's remaining time (Redis's clock, after the first
@@ -96,7 +160,7 @@ end
 return removed
 "#;
 
-/// What [`Blocklist::write`] did.
+/// What [`Blocklist::write`] or [`Blocklist::write_offense`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// There was no block for the IP: written, indexed and announced on the
@@ -111,6 +175,17 @@ pub enum WriteOutcome {
     Unchanged,
     /// The record had already expired at `now`: nothing written.
     Expired,
+}
+
+/// What [`Blocklist::write_offense`] did, and with which record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Written {
+    pub outcome: WriteOutcome,
+    /// The record with the offence number, duration (`block_for_secs`) and
+    /// `expires_at` the script chose: what was stored and published for
+    /// [`WriteOutcome::New`] and [`WriteOutcome::Extended`], what would
+    /// have been otherwise. Alert with this one, not the decision's.
+    pub record: BlockRecord,
 }
 
 /// Errors of the blocklist. None of them carries the password of the Redis
@@ -257,7 +332,13 @@ impl Blocklist {
         format!("{}events", self.prefix)
     }
 
-    /// Writes a block, atomically, never shortening an existing one. An
+    /// `{prefix}offenses:{ip}`
+    pub fn offenses_key(&self, ip: &str) -> String {
+        format!("{}offenses:{}", self.prefix, ip)
+    }
+
+    /// Writes a block as given, atomically, never shortening an existing
+    /// one, and counts no offence: what an operator's block does. An
     /// existing block is extended only when the new one ends at least a
     /// second later: sub-second differences are clock and latency noise.
     ///
@@ -269,41 +350,130 @@ impl Blocklist {
         rec: &BlockRecord,
         now: Timestamp,
     ) -> Result<WriteOutcome, BlocklistError> {
-        let ttl_ms = rec.expires_at.as_millis().saturating_sub(now.as_millis());
-        if ttl_ms <= 0 {
-            // `rec.ttl_secs(now) == 0`: no round trip for what the script
-            // would refuse anyway.
+        if rec.ttl_secs(now) == 0 {
+            // No round trip for what the script would refuse anyway.
             return Ok(WriteOutcome::Expired);
         }
-        let json = serde_json::to_string(rec)?;
-        let expires_unix = rec.expires_at.as_millis().div_euclid(1000)
-            + i64::from(rec.expires_at.as_millis().rem_euclid(1000) != 0);
+        let step = Step::new(serde_json::to_string(rec)?, rec, now);
+        let (outcome, _, _) = self.run_write(&rec.ip, "", &[step], now).await?;
+        Ok(outcome)
+    }
 
+    /// Writes a detected block and counts it as an offence of `rec.ip`,
+    /// atomically: the Nth offence blocks for `ladder[N-1]` from
+    /// `rec.last_seen` (the last step repeats; an empty ladder means the
+    /// record's own `expires_at` every time). The returned record carries
+    /// the offence number, the duration and the expiry used.
+    ///
+    /// An offence is counted only if the address is not blocked, so a
+    /// decision arriving during a block (a second host, a second rule)
+    /// extends it at most, at its current step; and only once per decision
+    /// (`rec.rule` and `rec.last_seen`), so writing the same decision again
+    /// — a retry, the outbox after a crash — counts nothing more. Otherwise
+    /// as [`Blocklist::write`]: never shortened, published only when new.
+    pub async fn write_offense(
+        &self,
+        rec: &BlockRecord,
+        ladder: &[Duration],
+        now: Timestamp,
+    ) -> Result<Written, BlocklistError> {
+        let mut records: Vec<BlockRecord> = if ladder.is_empty() {
+            vec![rec.clone()]
+        } else {
+            ladder
+                .iter()
+                .map(|&d| BlockRecord {
+                    expires_at: rec.last_seen.saturating_add(d),
+                    block_for_secs: d.as_secs(),
+                    ..rec.clone()
+                })
+                .collect()
+        };
+        let mut steps = Vec::with_capacity(records.len());
+        for r in &mut records {
+            r.offense = 0;
+            let json = serde_json::to_string(r)?;
+            // `offense` is the last field: cut its value off for the script
+            // to fill in. The cut falls on ASCII, so on a char boundary.
+            let Some(head) = json
+                .strip_suffix("0}")
+                .filter(|h| h.ends_with(OFFENSE_FIELD))
+            else {
+                return Err(BlocklistError::Encode(serde::ser::Error::custom(
+                    "`offense` is not the last field of the block record",
+                )));
+            };
+            steps.push(Step::new(head.to_owned(), r, now));
+        }
+        let id = format!("{}|{}", rec.rule, rec.last_seen.as_millis());
+        let (outcome, offense, step) = self.run_write(&rec.ip, &id, &steps, now).await?;
+        let mut record = records.swap_remove(step);
+        record.offense = offense;
+        Ok(Written { outcome, record })
+    }
+
+    /// The offences counted for `ip` (0 once its history has expired).
+    pub async fn offenses(&self, ip: &str) -> Result<u32, BlocklistError> {
         let mut conn = self.conn.clone();
-        let code: i64 = self
-            .write_script
-            .key(self.block_key(&rec.ip))
+        let count: Option<u32> = redis::cmd("HGET")
+            .arg(self.offenses_key(ip))
+            .arg("count")
+            .query_async(&mut conn)
+            .await
+            .map_err(BlocklistError::command("HGET"))?;
+        Ok(count.unwrap_or(0))
+    }
+
+    /// Runs [`WRITE_SCRIPT`]: returns the outcome, the offence number and
+    /// the 0-based index of the step used.
+    async fn run_write(
+        &self,
+        ip: &str,
+        decision: &str,
+        steps: &[Step],
+        now: Timestamp,
+    ) -> Result<(WriteOutcome, u32, usize), BlocklistError> {
+        let mut invocation = self.write_script.prepare_invoke();
+        invocation
+            .key(self.block_key(ip))
             .key(self.index_key())
-            .arg(&rec.ip)
-            .arg(json)
-            .arg(ttl_ms)
-            .arg(expires_unix)
+            .key(self.offenses_key(ip))
+            .arg(ip)
             .arg(now.as_secs())
             .arg(self.events_channel())
             .arg(EXTEND_SLACK_MS)
+            .arg(decision)
+            .arg(OFFENSE_HISTORY.as_millis() as u64);
+        for step in steps {
+            invocation
+                .arg(&step.json)
+                .arg(step.ttl_ms)
+                .arg(step.expires_unix);
+        }
+        let mut conn = self.conn.clone();
+        let (code, offense, step): (i64, u32, usize) = invocation
             .invoke_async(&mut conn)
             .await
             .map_err(BlocklistError::command("write script"))?;
-        match code {
-            0 => Ok(WriteOutcome::Expired),
-            1 => Ok(WriteOutcome::New),
-            2 => Ok(WriteOutcome::Extended),
-            3 => Ok(WriteOutcome::Unchanged),
-            other => Err(BlocklistError::UnexpectedReply {
+        let outcome = match code {
+            0 => WriteOutcome::Expired,
+            1 => WriteOutcome::New,
+            2 => WriteOutcome::Extended,
+            3 => WriteOutcome::Unchanged,
+            other => {
+                return Err(BlocklistError::UnexpectedReply {
+                    op: "write script",
+                    detail: format!("status {other}"),
+                })
+            }
+        };
+        if !(1..=steps.len()).contains(&step) {
+            return Err(BlocklistError::UnexpectedReply {
                 op: "write script",
-                detail: format!("status {other}"),
-            }),
+                detail: format!("step {step} of {}", steps.len()),
+            });
         }
+        Ok((outcome, offense, step - 1))
     }
 
     /// The current blocks, soonest expiry first: index members whose score
@@ -401,6 +571,25 @@ impl Blocklist {
             .map_err(BlocklistError::command("prune script"))?;
         tracing::debug!(removed, "pruned index members whose block key is gone");
         Ok(())
+    }
+}
+
+/// One step of a write's ladder, as the script takes it.
+struct Step {
+    json: String,
+    ttl_ms: i64,
+    /// The expiry in Unix seconds, rounded up: the index score.
+    expires_unix: i64,
+}
+
+impl Step {
+    fn new(json: String, rec: &BlockRecord, now: Timestamp) -> Step {
+        let expires = rec.expires_at.as_millis();
+        Step {
+            json,
+            ttl_ms: expires.saturating_sub(now.as_millis()),
+            expires_unix: expires.div_euclid(1000) + i64::from(expires.rem_euclid(1000) != 0),
+        }
     }
 }
 
@@ -512,6 +701,27 @@ mod tests {
             reason: "bad".into(),
         };
         assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn offense_is_the_last_field_of_the_record() {
+        let at = Timestamp::from_secs(1_800_000_000);
+        let rec = BlockRecord {
+            ip: "203.0.113.7".into(),
+            rule: "sshd".into(),
+            count: 50,
+            window_secs: 60,
+            first_seen: at,
+            last_seen: at,
+            blocked_at: at,
+            expires_at: at,
+            host: "web-1".into(),
+            reason: "offense\":0}".into(),
+            block_for_secs: 900,
+            offense: 0,
+        };
+        let json = serde_json::to_string(&rec).unwrap();
+        assert!(json.ends_with(&format!("{OFFENSE_FIELD}0}}")), "{json}");
     }
 
     #[tokio::test]

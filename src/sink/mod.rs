@@ -41,6 +41,21 @@ pub struct BlockRecord {
     pub host: String,
     /// A sentence for humans: "52 failures of rule sshd in 60s".
     pub reason: String,
+    /// How long the block lasts from `last_seen`, in seconds: the rule's
+    /// `block_for`, or the step of its `escalate` ladder this offence got.
+    /// 0 in records written before this field existed.
+    #[serde(default)]
+    pub block_for_secs: u64,
+    /// Which offence of this address this block is, as counted in Redis
+    /// (`{prefix}offenses:{ip}`, shared by every host): 1 for the first.
+    /// 0 for a block that counts no offence (one set by hand) and in
+    /// records written before this field existed.
+    ///
+    /// Keep this the last field: the blocklist's write script fills it in
+    /// by appending the number to the JSON (see
+    /// [`blocklist::Blocklist::write_offense`]).
+    #[serde(default)]
+    pub offense: u32,
 }
 
 impl BlockRecord {

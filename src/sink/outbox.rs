@@ -350,6 +350,8 @@ mod tests {
             expires_at: Timestamp::from_millis(now + expires_in),
             host: "h".into(),
             reason: "r".into(),
+            block_for_secs: 900,
+            offense: 1,
         }
     }
 

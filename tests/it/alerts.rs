@@ -39,6 +39,8 @@ fn record(ip: &str) -> BlockRecord {
         expires_at: now.saturating_add(Duration::from_secs(3600)),
         host: "bastion-1".to_owned(),
         reason: "52 failures of rule sshd-password in 60s".to_owned(),
+        block_for_secs: 3600,
+        offense: 1,
     }
 }
 

@@ -8,6 +8,7 @@ mod alerts;
 mod api;
 mod common;
 mod daemon;
+mod escalation;
 mod restart;
 mod sink;
 mod torture;

@@ -26,6 +26,8 @@ fn record(ip: &str, now: Timestamp, ttl: Duration) -> BlockRecord {
         expires_at: now.saturating_add(ttl),
         host: "bastion-1".to_owned(),
         reason: "52 failures of rule sshd-password in 60s".to_owned(),
+        block_for_secs: ttl.as_secs(),
+        offense: 0,
     }
 }
 
