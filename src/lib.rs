@@ -38,6 +38,7 @@ pub mod detector;
 pub mod duration;
 pub mod engine;
 pub mod ip;
+pub mod privilege;
 pub mod replay;
 pub mod rules;
 pub mod sink;
