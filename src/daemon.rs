@@ -36,6 +36,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::{ApiContext, ControlRequest};
 use crate::config::Config;
 use crate::detector::Decision;
 use crate::engine::Engine;
@@ -46,7 +47,7 @@ use crate::sink::outbox::{Entry, Outbox, OutboxError};
 use crate::sink::BlockRecord;
 use crate::source::checkpoint::{unix_now, Checkpointer, Checkpoints};
 use crate::source::fingerprint::FileKey;
-use crate::source::tailer::{Chunk, Tailer, TailerOptions, WatchSpec};
+use crate::source::tailer::{Chunk, SourceStats, Tailer, TailerOptions, WatchSpec};
 use crate::time::Timestamp;
 
 /// Why the daemon could not start or had to stop.
@@ -171,16 +172,21 @@ pub async fn run(
     let (entry_tx, entry_rx) = mpsc::unbounded_channel::<Vec<Entry>>();
     let health = Arc::new(Mutex::new(WriterHealth::default()));
 
-    let alerter = Alerter::spawn(config.alerts.clone(), config.host.clone(), shutdown.clone(), &tracker);
-    tracker.spawn(writer(
-        config.clone(),
-        alerter,
-        outbox.clone(),
-        backlog,
-        entry_rx,
-        health.clone(),
-        shutdown.clone(),
-    ));
+    // The alert tasks stop after the writer, not with everything else: the
+    // writer may still write (and alert) blocks decided just before the stop.
+    let alerts_done = CancellationToken::new();
+    let alerter = Alerter::spawn(config.alerts.clone(), config.host.clone(), alerts_done.clone(), &tracker);
+    let alert_stats = alerter.stats();
+    let metrics = crate::api::install_metrics();
+    let (control_tx, mut control_rx) = mpsc::channel::<ControlRequest>(16);
+    tracker.spawn(serve_api(config.clone(), control_tx, metrics, shutdown.clone()));
+    {
+        let writer = writer(config.clone(), alerter, outbox.clone(), backlog, entry_rx, health.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            writer.await;
+            alerts_done.cancel();
+        });
+    }
 
     let mut progress = Progress {
         files: HashMap::new(),
@@ -197,11 +203,17 @@ pub async fn run(
 
     // Position every source before saying ready, so that "ready" means
     // "lines appended from now on are counted".
+    let source_stats: Vec<Arc<SourceStats>> = (0..config.sources.len()).map(|i| tailer.stats(i)).collect();
+    let started = Timestamp::now();
     let mut first = Vec::new();
     tailer.poll_once(&mut |c| first.push(c)).map_err(DaemonError::Tailer)?;
     for chunk in first {
         process(&mut engine, &mut progress, &ctx, chunk)?;
     }
+    // Every file known at "ready" has a checkpoint before anything else can
+    // happen: a SIGKILL a moment later must not make a restart skip to the
+    // end of files whose lines were never read.
+    progress.save(engine.newest_hit());
 
     let stop = Arc::new(AtomicBool::new(false));
     let tailer_thread = {
@@ -243,7 +255,20 @@ pub async fn run(
                 // The loop turning is what the watchdog vouches for.
                 crate::systemd::watchdog_ping();
                 crate::systemd::status(&summary(&engine, &health));
+                publish_metrics(&config, &engine, &source_stats, &health, &alert_stats);
             }
+            Some(req) = control_rx.recv() => match req {
+                ControlRequest::Status { reply } => {
+                    let _ = reply.send(status_json(&config, &engine, &source_stats, &health, started));
+                }
+                ControlRequest::Forget { subject, reply } => {
+                    match subject.parse::<crate::ip::Subject>() {
+                        Ok(s) => engine.detector_mut().reset_subject(&s),
+                        Err(_) => tracing::warn!(subject = %subject, "forget: not an address or network"),
+                    }
+                    let _ = reply.send(());
+                }
+            },
             () = shutdown.cancelled() => break Ok(()),
         }
     };
@@ -384,6 +409,131 @@ fn process(engine: &mut Engine, progress: &mut Progress, ctx: &Ctx, chunk: Chunk
     Ok(())
 }
 
+/// Serves the API once Redis can be reached (the API reads blocks from
+/// it); until then, retries quietly: detection does not wait for it.
+async fn serve_api(
+    config: Config,
+    control: mpsc::Sender<ControlRequest>,
+    metrics: Option<crate::api::PrometheusHandle>,
+    shutdown: CancellationToken,
+) {
+    let blocklist = loop {
+        match Blocklist::connect(&config.redis.url, &config.redis.key_prefix).await {
+            Ok(b) => break b,
+            Err(e) => {
+                tracing::debug!(error = %e, "API waits for Redis");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    () = shutdown.cancelled() => return,
+                }
+            }
+        }
+    };
+    let ctx = ApiContext { blocklist, control, metrics, host: config.host.clone() };
+    if let Err(e) = crate::api::serve(&config.api, ctx, shutdown).await {
+        tracing::error!(error = %e, socket = %config.api.socket.display(), "the API could not be served");
+    }
+}
+
+fn health_line(h: &WriterHealth) -> String {
+    match h.redis_down_since {
+        Some(t) => format!("degraded: redis unreachable since {t}"),
+        None => "ok".to_owned(),
+    }
+}
+
+/// The answer to `GET /v1/status`.
+fn status_json(
+    config: &Config,
+    engine: &Engine,
+    sources: &[Arc<SourceStats>],
+    health: &Mutex<WriterHealth>,
+    started: Timestamp,
+) -> serde_json::Value {
+    let h = lock(health);
+    let now = Timestamp::now();
+    let srcs: Vec<serde_json::Value> = config
+        .sources
+        .iter()
+        .zip(sources)
+        .map(|(s, st)| {
+            serde_json::json!({
+                "name": s.name,
+                "path": s.path,
+                "files": st.files.load(Ordering::Relaxed),
+                "lines": st.lines.load(Ordering::Relaxed),
+                "bytes": st.bytes.load(Ordering::Relaxed),
+                "rotations": st.rotations.load(Ordering::Relaxed),
+                "truncations": st.truncations.load(Ordering::Relaxed),
+                "lines_cut": st.lines_cut.load(Ordering::Relaxed),
+                "lag_bytes": st.lag_bytes.load(Ordering::Relaxed),
+            })
+        })
+        .collect();
+    let rules: Vec<serde_json::Value> = engine
+        .rules()
+        .rules()
+        .iter()
+        .zip(&engine.stats().matched)
+        .map(|(r, n)| {
+            serde_json::json!({
+                "id": &*r.id,
+                "threshold": r.threshold,
+                "window_secs": r.window.as_secs(),
+                "block_for_secs": r.block_for.as_secs(),
+                "matches": n,
+            })
+        })
+        .collect();
+    let s = engine.stats();
+    serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "started_at": started,
+        "uptime_secs": now.since(started).as_secs(),
+        "host": config.host,
+        "health": health_line(&h),
+        "sources": srcs,
+        "rules": rules,
+        "redis": {
+            "url": crate::sink::blocklist::redact_url(&config.redis.url),
+            "state": if h.redis_down_since.is_some() { "down" } else { "up" },
+            "since": h.redis_down_since,
+            "last_error": h.last_error,
+        },
+        "queues": { "decisions": h.queue_depth },
+        "lines": s.lines,
+        "lines_cut": s.lines_cut,
+        "allowlisted": s.allowlisted,
+        "decisions": s.decisions,
+        "tracked_keys": engine.detector().tracked_keys(),
+        "evictions": engine.detector().evictions(),
+    })
+}
+
+/// Sets the Prometheus counters and gauges from the daemon's own counters.
+fn publish_metrics(
+    config: &Config,
+    engine: &Engine,
+    sources: &[Arc<SourceStats>],
+    health: &Mutex<WriterHealth>,
+    alerts: &crate::sink::alert::AlertStats,
+) {
+    use crate::api::metrics as m;
+    for (s, st) in config.sources.iter().zip(sources) {
+        metrics::counter!(m::LINES_READ, "source" => s.name.clone()).absolute(st.lines.load(Ordering::Relaxed));
+        metrics::counter!(m::BYTES_READ, "source" => s.name.clone()).absolute(st.bytes.load(Ordering::Relaxed));
+    }
+    for (r, n) in engine.rules().rules().iter().zip(&engine.stats().matched) {
+        metrics::counter!(m::RULE_MATCHES, "rule" => r.id.to_string()).absolute(*n);
+    }
+    metrics::gauge!(m::TRACKED_KEYS).set(engine.detector().tracked_keys() as f64);
+    metrics::counter!(m::EVICTIONS).absolute(engine.detector().evictions());
+    metrics::gauge!(m::QUEUE_DEPTH, "queue" => "decisions").set(lock(health).queue_depth as f64);
+    metrics::counter!(m::ALERTS_SENT, "kind" => "all").absolute(alerts.sent.load(Ordering::Relaxed));
+    metrics::counter!(m::ALERTS_RETRIED, "kind" => "all").absolute(alerts.retried.load(Ordering::Relaxed));
+    metrics::counter!(m::ALERTS_GIVEN_UP, "kind" => "all").absolute(alerts.given_up.load(Ordering::Relaxed));
+}
+
 /// The one-line status for `systemctl status`.
 fn summary(engine: &Engine, health: &Mutex<WriterHealth>) -> String {
     let s = engine.stats();
@@ -450,19 +600,38 @@ async fn writer(
     health: Arc<Mutex<WriterHealth>>,
     shutdown: CancellationToken,
 ) {
+    // Decisions from before the last stop whose Redis write was not yet
+    // recorded: if the write did happen, Redis now says "already there", and
+    // whether it was alerted is unknown — alert (at least once).
+    let recovered: std::collections::HashSet<u64> = backlog.iter().filter(|e| e.written.is_none()).map(|e| e.id).collect();
     let mut pending: VecDeque<Entry> = backlog.into();
     let mut blocklist: Option<Blocklist> = None;
     let mut backoff = Duration::from_millis(200);
     let mut open = true;
+    let mut in_flight: Vec<(u64, std::sync::Weak<BlockRecord>)> = Vec::new();
     loop {
         lock(&health).queue_depth = pending.len();
+        settle_alerts(&outbox, &mut in_flight);
         if pending.is_empty() {
-            if !open {
+            if !open && in_flight.is_empty() {
                 return;
             }
-            match rx.recv().await {
-                Some(batch) => pending.extend(batch),
-                None => open = false,
+            if in_flight.is_empty() {
+                match rx.recv().await {
+                    Some(batch) => pending.extend(batch),
+                    None => open = false,
+                }
+            } else {
+                // Look again shortly at alerts still being delivered.
+                tokio::select! {
+                    batch = rx.recv(), if open => match batch {
+                        Some(batch) => pending.extend(batch),
+                        None => open = false,
+                    },
+                    // At shutdown the alert tasks deliver or give up within
+                    // their drain deadline, which settles these.
+                    () = tokio::time::sleep(Duration::from_millis(2)) => {}
+                }
             }
             continue;
         }
@@ -476,13 +645,22 @@ async fn writer(
             None if entry.record.ttl_secs(now) == 0 => {
                 tracing::info!(ip = %entry.record.ip, rule = %entry.record.rule, expires_at = %entry.record.expires_at, "block decided for a past attack has already expired; not written");
                 let _ = lock(&outbox).mark_expired(entry.id);
+                metrics::counter!(crate::api::metrics::BLOCKS_EXPIRED).increment(1);
                 pending.pop_front();
                 continue;
             }
-            None => write_block(&config, &mut blocklist, &entry.record, now).await,
+            None => write_block(&config, &mut blocklist, &entry.record, now)
+                .await
+                .map(|new| new || recovered.contains(&entry.id)),
         };
         match result {
             Ok(new) => {
+                if entry.written.is_none() {
+                    let latency = Timestamp::now().since(entry.record.blocked_at);
+                    metrics::histogram!(crate::api::metrics::DETECTION_LATENCY).record(latency.as_secs_f64());
+                    let outcome = if new { "new" } else { "existing" };
+                    metrics::counter!(crate::api::metrics::BLOCKS_WRITTEN, "rule" => entry.record.rule.clone(), "outcome" => outcome).increment(1);
+                }
                 {
                     let mut h = lock(&health);
                     if h.redis_down_since.take().is_some() {
@@ -496,15 +674,15 @@ async fn writer(
                     }
                 }
                 if new && !entry.alerted {
-                    alerter.notify(&entry.record);
-                    if let Err(e) = ob.mark_alerted(entry.id) {
-                        tracing::error!(error = %e, "cannot record progress in the outbox");
-                    }
+                    // Settled (and recorded so) once every destination is
+                    // done with it; a crash before that alerts again.
+                    in_flight.push((entry.id, alerter.notify(&entry.record)));
                 }
                 pending.pop_front();
                 backoff = Duration::from_millis(200);
             }
             Err(e) => {
+                metrics::counter!(crate::api::metrics::REDIS_ERRORS, "op" => "write").increment(1);
                 {
                     let mut h = lock(&health);
                     if h.redis_down_since.is_none() {
@@ -524,6 +702,19 @@ async fn writer(
             }
         }
     }
+}
+
+/// Records in the outbox the alerts that every destination is done with.
+fn settle_alerts(outbox: &Mutex<Outbox>, in_flight: &mut Vec<(u64, std::sync::Weak<BlockRecord>)>) {
+    in_flight.retain(|(id, handle)| {
+        if handle.strong_count() > 0 {
+            return true;
+        }
+        if let Err(e) = lock(outbox).mark_alerted(*id) {
+            tracing::error!(error = %e, "cannot record progress in the outbox");
+        }
+        false
+    });
 }
 
 /// Writes one block; `Ok(true)` if it is new (and must be alerted).

@@ -62,6 +62,19 @@ pub const SIGNATURE_HEADER: &str = "X-Authwatch-Signature";
 /// signature covers.
 pub const TIMESTAMP_HEADER: &str = "X-Authwatch-Timestamp";
 
+/// The header naming an alert by its body (hex of the first 16 bytes of
+/// its SHA-256). An alert that is sent again after a crash — delivery is at
+/// least once — carries the same body and so the same id: receivers dedupe
+/// on it.
+pub const EVENT_ID_HEADER: &str = "X-Authwatch-Event-Id";
+
+/// The value of [`EVENT_ID_HEADER`] for `body`.
+pub fn event_id(body: &[u8]) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(body);
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// On shutdown, how long each destination keeps delivering what is queued.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -505,9 +518,16 @@ impl Alerter {
 
     /// Queues an alert for every destination. Never blocks and never waits
     /// on the network.
-    pub fn notify(&self, rec: &BlockRecord) {
+    ///
+    /// Returns a weak handle on the alert: once no destination holds it any
+    /// more (`strong_count() == 0`), every destination has delivered it,
+    /// folded it into a digest it sent, or given up on it. The daemon
+    /// records the alert as settled only then, so a crash in between sends
+    /// it again at the next start rather than never.
+    pub fn notify(&self, rec: &BlockRecord) -> std::sync::Weak<BlockRecord> {
         // One copy shared by every destination; each task builds its body.
         let rec = Arc::new(rec.clone());
+        let handle = Arc::downgrade(&rec);
         for queue in self.queues.iter() {
             match queue.tx.try_send(Arc::clone(&rec)) {
                 Ok(()) => {
@@ -536,6 +556,7 @@ impl Alerter {
                 Err(mpsc::error::TrySendError::Closed(_)) => self.given_up_stopped(queue, &rec.ip),
             }
         }
+        handle
     }
 
     fn given_up_stopped(&self, queue: &Queue, ip: &str) {
@@ -722,6 +743,10 @@ struct Folding {
     omitted: u64,
     /// When the first alert was folded.
     since: Option<Instant>,
+    /// The folded alerts themselves, held until their digest is delivered
+    /// or given up: the daemon sees an alert settled only once nobody holds
+    /// it (see [`Alerter::notify`]).
+    holds: Vec<Arc<BlockRecord>>,
 }
 
 impl Folding {
@@ -731,6 +756,7 @@ impl Folding {
             blocks: Vec::new(),
             omitted: 0,
             since: None,
+            holds: Vec::new(),
         }
     }
 
@@ -742,10 +768,11 @@ impl Folding {
         self.blocks.len() as u64 + self.omitted
     }
 
-    fn fold(&mut self, rec: &BlockRecord) {
+    fn fold(&mut self, rec: &Arc<BlockRecord>) {
         self.since.get_or_insert_with(Instant::now);
+        self.holds.push(Arc::clone(rec));
         if self.blocks.len() < self.cap {
-            self.blocks.push(rec.clone());
+            self.blocks.push(BlockRecord::clone(rec));
         } else {
             self.omitted += 1;
         }
@@ -887,6 +914,8 @@ impl Destination {
         tokio::pin!(drain_deadline);
 
         let mut folding = Folding::new(self.kind.digest_list_cap());
+        // The alerts of the digest being delivered (see `Folding::holds`).
+        let mut held: Vec<Arc<BlockRecord>> = Vec::new();
         // False once every Alerter is dropped: the queue only empties then.
         let mut open = true;
         loop {
@@ -897,7 +926,10 @@ impl Destination {
                     folding.fold(&rec);
                 }
                 match self.limiter.check() {
-                    Ok(()) => Payload::Digest(folding.take()),
+                    Ok(()) => {
+                        held = std::mem::take(&mut folding.holds);
+                        Payload::Digest(folding.take())
+                    }
                     Err(not_until) => {
                         let wait = not_until.wait_time_from(self.limiter.clock().now());
                         tokio::select! {
@@ -950,6 +982,8 @@ impl Destination {
                     break;
                 }
             }
+            drop(payload);
+            held.clear();
         }
 
         // Refuse new alerts, then count what will never be sent.
@@ -1062,7 +1096,8 @@ impl Destination {
         let mut request = client
             .post(url.clone())
             .timeout(self.timeout)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(EVENT_ID_HEADER, event_id(body));
         if let Some(secret) = &self.secret {
             // Signed per attempt: a retry carries a fresh timestamp, so a
             // receiver's freshness window holds for it too.
@@ -1214,7 +1249,7 @@ mod tests {
         let mut f = Folding::new(SLACK_DIGEST_LIST_CAP);
         assert!(f.is_empty());
         for i in 0..SLACK_DIGEST_LIST_CAP + 5 {
-            f.fold(&record_for(&format!("192.0.2.{i}")));
+            f.fold(&Arc::new(record_for(&format!("192.0.2.{i}"))));
         }
         f.fold_uncounted(3);
         let d = f.take();

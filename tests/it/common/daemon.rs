@@ -42,7 +42,7 @@ impl TestHost {
         };
         let config = dir.path().join("authwatch.toml");
         let text = format!(
-            "rules_dir = {rules:?}\nstate_dir = \"state\"\nhost = \"test-host\"\n\n[redis]\nurl = \"{redis_url}\"\nkey_prefix = \"authwatch:\"\n\n{extra}\n"
+            "rules_dir = {rules:?}\nstate_dir = \"state\"\nhost = \"test-host\"\n\n[redis]\nurl = \"{redis_url}\"\nkey_prefix = \"authwatch:\"\n\n[api]\nsocket = \"run/api.sock\"\n\n{extra}\n"
         );
         std::fs::write(&config, text).expect("write config");
         TestHost { dir, config }
