@@ -368,6 +368,12 @@ fn process(engine: &mut Engine, progress: &mut Progress, ctx: &Ctx, chunk: Chunk
     // Year-less syslog times are placed relative to when they were read.
     engine.set_reference(read_time);
     let file = progress.file(&chunk);
+    if chunk.start_offset < file.done {
+        // Truncated (copytruncate) or rewritten: what follows is new
+        // content, whatever offsets the lines had before.
+        file.replay_until = 0;
+        file.hits.clear();
+    }
     let matched_before: u64 = engine.stats().matched.iter().sum();
     let mut decisions: Vec<Decision> = Vec::new();
     if chunk.end_offset <= file.replay_until || chunk.data.is_empty() {
