@@ -94,8 +94,21 @@ struct RawRedis {
 #[serde(deny_unknown_fields)]
 struct RawSource {
     name: Spanned<String>,
-    path: Spanned<String>,
+    path: Option<Spanned<String>>,
     start_at: Option<Spanned<String>>,
+    journal: Option<Spanned<RawJournal>>,
+}
+
+/// `journal = { units = ["ssh.service"], identifiers = ["sshd"] }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJournal {
+    #[serde(default)]
+    units: Vec<String>,
+    #[serde(default)]
+    identifiers: Vec<String>,
+    /// Read journal files in this directory instead of the system journal.
+    directory: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,9 +160,20 @@ pub struct RedisConfig {
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
     pub name: String,
-    /// A path, or a glob in its last component.
+    /// A path, or a glob in its last component; empty for a journal source.
     pub path: PathBuf,
     pub start_at: StartAt,
+    /// Set for a journald source: which entries to read.
+    pub journal: Option<JournalConfig>,
+}
+
+/// A journald source: entries of these units or syslog identifiers (any of
+/// them), read through `journalctl`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JournalConfig {
+    pub units: Vec<String>,
+    pub identifiers: Vec<String>,
+    pub directory: Option<PathBuf>,
 }
 
 impl Config {
@@ -309,17 +333,40 @@ impl Config {
                     format!("source {name:?} is defined twice"),
                 ));
             }
-            let path = s.path.get_ref().trim();
-            if path.is_empty() {
-                return Err(at(s.path.span(), "source.path", "must not be empty".into()));
-            }
-            if let Some(dir) = Path::new(path).parent() {
-                if dir.to_string_lossy().contains(['*', '?', '[']) {
-                    return Err(at(
-                        s.path.span(),
-                        "source.path",
-                        "a glob may only appear in the file name, not in directories".into(),
-                    ));
+            let journal = match (&s.path, s.journal) {
+                (Some(_), Some(j)) => {
+                    return Err(at(j.span(), "source.journal", "a source has either `path` or `journal`, not both".into()));
+                }
+                (None, None) => {
+                    return Err(at(s.name.span(), "source.path", "a source needs `path` (a file or glob) or `journal = { … }`".into()));
+                }
+                (None, Some(j)) => {
+                    let span = j.span();
+                    let j = j.into_inner();
+                    if j.units.iter().chain(&j.identifiers).any(|u| u.is_empty() || u.contains(['*', '?', '[', '+', '='])) {
+                        return Err(at(span, "source.journal", "units and identifiers are plain names (no globs, `+` or `=`)".into()));
+                    }
+                    Some(JournalConfig {
+                        units: j.units,
+                        identifiers: j.identifiers,
+                        directory: j.directory.map(|d| resolve(&d)),
+                    })
+                }
+                (Some(_), None) => None,
+            };
+            let path = s.path.as_ref().map(|p| p.get_ref().trim().to_owned()).unwrap_or_default();
+            if let Some(p) = &s.path {
+                if path.is_empty() {
+                    return Err(at(p.span(), "source.path", "must not be empty".into()));
+                }
+                if let Some(dir) = Path::new(&path).parent() {
+                    if dir.to_string_lossy().contains(['*', '?', '[']) {
+                        return Err(at(
+                            p.span(),
+                            "source.path",
+                            "a glob may only appear in the file name, not in directories".into(),
+                        ));
+                    }
                 }
             }
             let start_at = match s.start_at {
@@ -338,8 +385,9 @@ impl Config {
             };
             sources.push(SourceConfig {
                 name,
-                path: resolve(Path::new(path)),
+                path: if journal.is_some() { PathBuf::new() } else { resolve(Path::new(&path)) },
                 start_at,
+                journal,
             });
         }
 

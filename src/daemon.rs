@@ -47,6 +47,7 @@ use crate::sink::outbox::{Entry, Outbox, OutboxError};
 use crate::sink::BlockRecord;
 use crate::source::checkpoint::{unix_now, Checkpointer, Checkpoints};
 use crate::source::fingerprint::FileKey;
+use crate::source::journald::{JournalLine, JournalReader, JournalSpec};
 use crate::source::tailer::{Chunk, SourceStats, Tailer, TailerOptions, WatchSpec};
 use crate::time::Timestamp;
 
@@ -156,6 +157,7 @@ pub async fn run(
         .sources
         .iter()
         .enumerate()
+        .filter(|(_, s)| s.journal.is_none())
         .map(|(i, s)| WatchSpec {
             source: i,
             pattern: s.path.clone(),
@@ -216,6 +218,39 @@ pub async fn run(
     progress.save(engine.newest_hit());
 
     let stop = Arc::new(AtomicBool::new(false));
+    let (journal_tx, mut journal_rx) = mpsc::channel::<JournalLine>(1024);
+    let mut journals = JournalProgress::load(&config.state_dir);
+    let mut journal_threads = Vec::new();
+    for (i, s) in config.sources.iter().enumerate() {
+        let Some(j) = &s.journal else { continue };
+        let state = journals.sources.entry(s.name.clone()).or_default();
+        state.replaying = state.done.is_some() && state.resume != state.done;
+        let spec = JournalSpec {
+            source: i,
+            units: j.units.clone(),
+            identifiers: j.identifiers.clone(),
+            directory: j.directory.clone(),
+            files: Vec::new(),
+            start_at: s.start_at,
+            cursor: state.resume.clone().or_else(|| state.done.clone()),
+            follow: true,
+        };
+        let reader = match JournalReader::new(spec) {
+            Ok(r) => r.with_max_line_bytes(config.max_line_bytes),
+            Err(e) => {
+                tracing::error!(source = %s.name, error = %e, "journal source not started");
+                continue;
+            }
+        };
+        let (tx, stop) = (journal_tx.clone(), stop.clone());
+        let name = s.name.clone();
+        journal_threads.push(std::thread::Builder::new().name(format!("authwatch-journal-{i}")).spawn(move || {
+            if let Err(e) = reader.run(move |line| tx.blocking_send(line).is_ok(), stop) {
+                tracing::error!(source = %name, error = %e, "journal source stopped");
+            }
+        }));
+    }
+    drop(journal_tx);
     let tailer_thread = {
         let stop = stop.clone();
         let tx = chunk_tx.clone();
@@ -250,8 +285,14 @@ pub async fn run(
                 },
                 None => break Ok(()),
             },
+            Some(line) = journal_rx.recv() => {
+                if let Err(e) = process_journal(&mut engine, &mut journals, &config, &ctx, line) {
+                    break Err(e);
+                }
+            }
             _ = tick.tick() => {
                 progress.save(engine.newest_hit());
+                journals.save(engine.newest_hit(), lag);
                 // The loop turning is what the watchdog vouches for.
                 crate::systemd::watchdog_ping();
                 crate::systemd::status(&summary(&engine, &health));
@@ -282,6 +323,11 @@ pub async fn run(
         process(&mut engine, &mut progress, &ctx, chunk)?;
     }
     progress.save(engine.newest_hit());
+    journal_rx.close();
+    while let Some(line) = journal_rx.recv().await {
+        process_journal(&mut engine, &mut journals, &config, &ctx, line)?;
+    }
+    journals.save(engine.newest_hit(), lag);
     drop(ctx);
     let joined = tokio::task::spawn_blocking(move || tailer_thread.join()).await;
     tracker.close();
@@ -292,6 +338,113 @@ pub async fn run(
         Ok(Ok(Err(e))) => Err(DaemonError::Tailer(e)),
         _ => Err(DaemonError::TailerPanic),
     }
+}
+
+/// How far each journald source is processed, by cursor: `done` is the
+/// last entry processed with everything it caused durable; `resume` lags
+/// behind it like a file's `offset`, so that a restart rebuilds the windows.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct JournalState {
+    resume: Option<String>,
+    done: Option<String>,
+    /// Event time of `done`: if that entry is never met again (the journal
+    /// was vacuumed), rebuilding stops at the first later entry.
+    done_at: Option<Timestamp>,
+    #[serde(skip)]
+    replaying: bool,
+    #[serde(skip)]
+    hits: VecDeque<(Option<String>, Timestamp)>,
+}
+
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct JournalProgress {
+    version: u32,
+    sources: std::collections::BTreeMap<String, JournalState>,
+    #[serde(skip)]
+    path: PathBuf,
+    #[serde(skip)]
+    dirty: bool,
+}
+
+impl JournalProgress {
+    fn load(state_dir: &Path) -> JournalProgress {
+        let path = state_dir.join("journal.json");
+        let mut p: JournalProgress = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::error!(path = %path.display(), error = %e, "journal cursors unreadable; journal sources start afresh");
+                JournalProgress::default()
+            }),
+            Err(_) => JournalProgress::default(),
+        };
+        p.version = 1;
+        p.path = path;
+        p
+    }
+
+    fn save(&mut self, newest: Option<Timestamp>, lag: Duration) {
+        if !self.dirty {
+            return;
+        }
+        let horizon = newest.unwrap_or_else(Timestamp::now).saturating_sub(lag);
+        for st in self.sources.values_mut() {
+            while st.hits.front().is_some_and(|&(_, t)| t < horizon) {
+                st.hits.pop_front();
+            }
+            st.resume = match st.hits.front() {
+                Some((before, _)) => before.clone(),
+                None => st.done.clone(),
+            };
+        }
+        match serde_json::to_vec_pretty(self) {
+            Ok(bytes) => match crate::sink::outbox::write_atomically(&self.path, &bytes) {
+                Ok(()) => self.dirty = false,
+                Err(e) => tracing::error!(path = %self.path.display(), error = %e, "cannot save journal cursors; retrying"),
+            },
+            Err(e) => tracing::error!(error = %e, "cannot encode journal cursors"),
+        }
+    }
+}
+
+fn process_journal(
+    engine: &mut Engine,
+    journals: &mut JournalProgress,
+    config: &Config,
+    ctx: &Ctx,
+    line: JournalLine,
+) -> Result<(), DaemonError> {
+    let Some(name) = config.sources.get(line.source).map(|s| s.name.clone()) else {
+        return Ok(());
+    };
+    let st = journals.sources.entry(name).or_default();
+    let now = Timestamp::now();
+    engine.set_reference(now);
+    if st.replaying && st.done_at.is_some_and(|t| line.realtime > t) {
+        st.replaying = false;
+    }
+    let matched_before: u64 = engine.stats().matched.iter().sum();
+    let mut decisions = Vec::new();
+    if st.replaying {
+        engine.line(line.source, &line.line, line.realtime, &mut |_| {});
+        if st.done.as_deref() == Some(line.cursor.as_str()) {
+            st.replaying = false;
+        }
+    } else {
+        engine.line(line.source, &line.line, line.realtime, &mut |d| decisions.push(d));
+    }
+    if engine.stats().matched.iter().sum::<u64>() > matched_before {
+        st.hits.push_back((st.done.clone(), engine.newest_hit().unwrap_or(line.realtime)));
+    }
+    if !decisions.is_empty() {
+        let records: Vec<BlockRecord> = decisions.iter().map(|d| record(d, &ctx.host, now)).collect();
+        let added = lock(&ctx.outbox).add(records)?;
+        if !added.is_empty() {
+            let _ = ctx.entries.send(added);
+        }
+    }
+    st.done = Some(line.cursor);
+    st.done_at = Some(line.realtime);
+    journals.dirty = true;
+    Ok(())
 }
 
 /// What `process` needs besides the engine and the progress.
