@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use authwatch::rules::json_scan::{Flow, Limits, ScanError, Scanner};
 use authwatch::rules::RuleSet;
+use authwatch::source::lines::LineReader;
 use authwatch::time::Timestamp;
 
 const MIB: u64 = 1024 * 1024;
@@ -475,4 +476,32 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+// ---------------------------------------------------------------------------
+// Regressions found by the fuzz targets (inputs in fuzz/regressions/)
+// ---------------------------------------------------------------------------
+
+fn read_lines(input: &[u8], max_line: usize, buf_bytes: usize) -> Vec<Vec<u8>> {
+    let mut reader = LineReader::new(input, max_line, buf_bytes);
+    let mut lines = Vec::new();
+    while reader.read_batch(&mut |l| lines.push(l.to_vec())).unwrap() {}
+    lines
+}
+
+/// `lines` target, fuzz/regressions/lines/crash-fa852aaa…: a line over the
+/// cap that arrived whole in one read (its `\n` included) was handed out
+/// whole; only a line still open at the end of a read was cut.
+#[test]
+fn fuzz_lines_a_long_line_read_in_one_block_is_cut_too() {
+    assert_eq!(
+        read_lines(b"in\xff\xffkkkk\n\xff", 1, 1024),
+        vec![b"i".to_vec(), b"\xff".to_vec()]
+    );
+    let mut input = vec![b'x'; 100];
+    input.extend_from_slice(b"\nshort\n");
+    assert_eq!(
+        read_lines(&input, 10, 4096),
+        vec![vec![b'x'; 10], b"short".to_vec()]
+    );
 }

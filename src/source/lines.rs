@@ -65,7 +65,8 @@ impl<R: Read> LineReader<R> {
             if self.skipping {
                 self.skipping = false;
             } else {
-                f(&self.buf[self.start..nl]);
+                // A complete line read in one block is cut as well.
+                f(&self.buf[self.start..nl.min(self.start + self.max_line)]);
             }
             self.start = nl + 1;
             pos = nl + 1;
