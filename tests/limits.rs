@@ -145,6 +145,11 @@ fn a_100_mb_line_without_newline_keeps_replay_memory_bounded() {
         "peak RSS {} MiB for a 100 MB line",
         m.max_rss_bytes / MIB
     );
+    eprintln!(
+        "a 100 MB line: {:?}, peak RSS {} MiB",
+        m.elapsed,
+        m.max_rss_bytes / MIB
+    );
 }
 
 #[test]
@@ -329,9 +334,9 @@ fn a_million_distinct_addresses_keep_replay_working() {
         m.elapsed
     );
     // The detector caps its keys at a million (~70 MB of IPv4 keys); the
-    // rest is rules, buffers and the allocator's slack.
+    // rest is rules, buffers and the allocator's slack. Measured: 96 MiB.
     assert!(
-        m.max_rss_bytes < 512 * MIB,
+        m.max_rss_bytes < 256 * MIB,
         "peak RSS {} MiB",
         m.max_rss_bytes / MIB
     );
