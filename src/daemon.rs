@@ -435,7 +435,7 @@ fn process_journal(
         st.hits.push_back((st.done.clone(), engine.newest_hit().unwrap_or(line.realtime)));
     }
     if !decisions.is_empty() {
-        let records: Vec<BlockRecord> = decisions.iter().map(|d| record(d, &ctx.host, now)).collect();
+        let records: Vec<BlockRecord> = decisions.iter().map(|d| shadowed(engine, record(d, &ctx.host, now))).collect();
         let added = lock(&ctx.outbox).add(records)?;
         if !added.is_empty() {
             let _ = ctx.entries.send(added);
@@ -555,7 +555,7 @@ fn process(engine: &mut Engine, progress: &mut Progress, ctx: &Ctx, chunk: Chunk
     }
     if !decisions.is_empty() {
         let now = Timestamp::now();
-        let records: Vec<BlockRecord> = decisions.iter().map(|d| record(d, &ctx.host, now)).collect();
+        let records: Vec<BlockRecord> = decisions.iter().map(|d| shadowed(engine, record(d, &ctx.host, now))).collect();
         // Durable before the lines count as processed: the ack gate.
         let added = lock(&ctx.outbox).add(records)?;
         if !added.is_empty() {
@@ -725,6 +725,15 @@ fn create_private_dir(dir: &Path) -> Result<(), DaemonError> {
     }
 }
 
+/// Marks the record of a shadow-mode rule as such.
+fn shadowed(engine: &Engine, mut rec: BlockRecord) -> BlockRecord {
+    rec.shadow = engine.rules().rules().iter().any(|r| r.shadow && *r.id == *rec.rule);
+    if rec.shadow {
+        rec.reason = format!("shadow mode, not blocked: {}", rec.reason);
+    }
+    rec
+}
+
 /// Turns a decision into the record written to Redis and sent as alert.
 pub fn record(d: &Decision, host: &str, now: Timestamp) -> BlockRecord {
     BlockRecord {
@@ -745,6 +754,7 @@ pub fn record(d: &Decision, host: &str, now: Timestamp) -> BlockRecord {
         ),
         block_for_secs: d.block_for.as_secs(),
         offense: 0,
+        shadow: false,
     }
 }
 
@@ -807,6 +817,10 @@ async fn writer(
                 metrics::counter!(crate::api::metrics::BLOCKS_EXPIRED).increment(1);
                 pending.pop_front();
                 continue;
+            }
+            None if entry.record.shadow => {
+                tracing::warn!(ip = %entry.record.ip, rule = %entry.record.rule, count = entry.record.count, "would block (shadow mode): not written");
+                Ok(true)
             }
             None => write_block(&config, &mut blocklist, &entry.record, now)
                 .await

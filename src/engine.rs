@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::detector::{Decision, Detector};
 use crate::ip::Allowlist;
-use crate::rules::{RuleFilter, RuleSet};
+use crate::rules::{RuleFilter, RuleSet, Tally};
 use crate::time::Timestamp;
 
 /// What the engine has seen, for the replay summary and the metrics.
@@ -150,6 +150,12 @@ impl Engine {
             ..
         } = self;
         rules.match_line(state, filter, line, &mut |hit| {
+            if hit.tally == Tally::Reset {
+                // A success, not a failure: no match in the stats. The
+                // detector forgets the address's count and decides nothing.
+                detector.observe(&hit, hit.time.unwrap_or(read_time));
+                return;
+            }
             stats.matched[hit.rule.0 as usize] += 1;
             if allowlist.contains(&hit.ip) {
                 stats.allowlisted += 1;
@@ -163,7 +169,7 @@ impl Engine {
                 detector.sweep(t);
                 *last_sweep = t;
             }
-            if let Some(d) = detector.observe(&hit, t) {
+            for d in detector.observe(&hit, t) {
                 stats.decisions += 1;
                 out(d);
             }

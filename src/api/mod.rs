@@ -262,6 +262,7 @@ pub fn manual_record(
         block_for_secs: duration.as_secs(),
         // Not an offence: a block by hand counts in no history.
         offense: 0,
+        shadow: false,
     }
 }
 

@@ -48,6 +48,10 @@ impl Session {
             }
             Tally::IfFirst if self.counted => 0,
             Tally::IfFirst => weight,
+            // A success is no attempt: the detector resets the address's
+            // count for it before asking the session, so this is only for
+            // completeness, and leaves the session as it was.
+            Tally::Reset => return 0,
         };
         self.counted = true;
         self.last_seen = self.last_seen.max(t);

@@ -1,6 +1,8 @@
-//! Windows: for one (rule, client) key, the failures inside the span that
+//! Windows: for one (rule, subject) key, the failures inside the span that
 //! counts and the block that stands; and [`WindowStore`], the place the
 //! detector keeps them, with [`MemoryStore`] as the in-process default.
+//! A subject is a client address or, for IPv6, the network it counts in
+//! too (see [`Policy::ipv6_prefix`](super::Policy::ipv6_prefix)).
 //!
 //! # Memory
 //!
@@ -17,21 +19,62 @@
 //!   control byte. The std `HashMap` keeps at most 7/8 of its buckets full
 //!   and doubles, so a bucket holds between 0.44 and 0.875 keys: 38 to 75
 //!   bytes per key (69 at exactly 1,000,000 keys, in 64 shards).
-//! * IPv6: 24-byte key, 48-byte bucket: 56 to 112 bytes per key.
+//! * IPv6, address or network: 24-byte key, 48-byte bucket: 56 to 112
+//!   bytes per key. An IPv6 hit makes two keys when its rule counts
+//!   prefixes: the address's and its network's.
 //! * Keys that hold three or more events add one heap block of
 //!   `4 * (2 + capacity)` bytes (capacity 4, 8, 16, … up to threshold − 1),
-//!   32 bytes with malloc's overhead for the first step.
+//!   32 bytes with malloc's overhead for the first step, 224 at most for
+//!   a threshold of 50.
 //!
 //! `tests::a_million_keys_fit` in `detector/mod.rs` checks this accounting
 //! (see [`MemoryStore::approx_bytes`]).
+//!
+//! # The cap
+//!
+//! A flood of distinct addresses (cheap with IPv6) must not grow memory
+//! without bound, so a [`MemoryStore`] holds at most `max_keys` keys
+//! ([`DEFAULT_MAX_KEYS`], a million: about 69 MB of IPv4 keys, 112 MB at
+//! worst for IPv6, plus the rings). At the cap it evicts the least
+//! recently seen keys, approximately, in generations, as the session store
+//! does: a key lives in the current generation once touched; when that
+//! holds `max_keys / 2` keys, the previous generation retires and the
+//! current one becomes the previous. A retiring key is evicted unless a
+//! block of it still stands, in which case it is carried into the new
+//! generation, as long as carried keys take no more than a quarter of the
+//! cap (which of them, beyond that, is arbitrary). So:
+//!
+//! * a key is evicted only after at least `max_keys / 4` other keys were
+//!   touched since it last was: an attacker who keeps failing keeps its
+//!   count through a flood that does not outpace it by that much;
+//! * standing blocks go last: while fewer than `max_keys / 4` of them
+//!   stand, none is evicted, whatever the flood;
+//! * the cost is O(1) amortised per hit, with no list to maintain: a hit on
+//!   a key of the current generation is one lookup, any other hit three;
+//!   a retirement walks the retiring generation once, a pause of a few
+//!   milliseconds at a million keys, once per `max_keys / 4` new keys at
+//!   the least.
+//!
+//! An evicted key counts afresh, like a swept one: its failures so far are
+//! lost, and a block it stood for is decided again (repeating the alert and
+//! extending the block in the sinks) if its failures reach the threshold
+//! again. [`WindowStore::evictions`] counts the keys dropped by the cap,
+//! whether or not a sweep would soon have dropped them anyway.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use ipnet::IpNet;
+
+use crate::ip::Subject;
 use crate::rules::RuleIdx;
 use crate::time::Timestamp;
+
+/// How many keys a [`MemoryStore`] holds at most unless told otherwise.
+pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
 
 /// The longest window, in milliseconds: event offsets are `u32`, and
 /// `u32::MAX` marks an empty slot.
@@ -106,22 +149,27 @@ pub struct Reached {
 /// configuration: each call is given the [`Limit`]s it needs, so a store
 /// cannot disagree with the detector about a rule.
 pub trait WindowStore {
-    /// Counts `weight` failures at event time `t` for `(rule, ip)`. When
-    /// the failures in the window, judged at the key's newest event time,
-    /// reach `limit.threshold`, the store forgets them, remembers a block
-    /// until `last_seen + block_for`, and returns what was reached. While a
-    /// block stands, the key's failures are ignored.
+    /// Counts `weight` failures at event time `t` for `(rule, subject)`.
+    /// When the failures in the window, judged at the key's newest event
+    /// time, reach `limit.threshold`, the store forgets them, remembers a
+    /// block until `last_seen + block_for`, and returns what was reached.
+    /// While a block stands, the key's failures are ignored. A weight of 0
+    /// counts nothing and keeps nothing.
     fn record(
         &mut self,
         rule: RuleIdx,
-        ip: IpAddr,
+        subject: Subject,
         t: Timestamp,
         weight: u32,
         limit: &Limit,
     ) -> Option<Reached>;
 
-    /// Forgets the windows and blocks of `ip` for the rules `0..rules`.
-    fn forget(&mut self, ip: IpAddr, rules: usize);
+    /// Forgets the window and the block of `(rule, subject)`.
+    fn forget(&mut self, rule: RuleIdx, subject: Subject);
+
+    /// Forgets the failures held for `(rule, subject)`, but not a block
+    /// that stands: the key then counts afresh, as after a sweep.
+    fn forget_failures(&mut self, rule: RuleIdx, subject: Subject);
 
     /// Drops keys that can no longer make a difference to failures at or
     /// after `now`: every event out of the window and no block standing.
@@ -135,6 +183,9 @@ pub trait WindowStore {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Keys dropped so far to stay within the store's cap on keys.
+    fn evictions(&self) -> u64;
 
     /// Roughly how many bytes of this process's memory the store holds.
     fn approx_bytes(&self) -> usize;
@@ -387,6 +438,17 @@ impl Window {
         }
     }
 
+    /// Whether a block stands at `now`: no failures held, and hits before
+    /// `base` (the block's end) ignored.
+    pub fn is_blocked(&self, now: i64) -> bool {
+        self.slots.is_empty_ring() && self.base > now
+    }
+
+    /// Whether the window holds failures (then no block stands).
+    pub fn holds_failures(&self) -> bool {
+        !self.slots.is_empty_ring()
+    }
+
     /// Bytes this window holds on the heap, with malloc's overhead.
     pub fn heap_bytes(&self) -> usize {
         self.slots.heap_bytes()
@@ -409,9 +471,9 @@ const SHARDS: usize = 1 << SHARD_BITS;
 /// A sweep covers every shard once per this much event time.
 const SWEEP_PERIOD_MS: i64 = 16_000;
 
-/// Picks a shard by client address only, so that [`WindowStore::forget`]
-/// finds every rule's key of an address in one shard. It is not keyed:
-/// an attacker who crowds one shard only makes that shard's sweep longer.
+/// Picks a shard by address only (a network's keys by its network
+/// address). It is not keyed: an attacker who crowds one shard only makes
+/// that shard's sweep longer, since the cap counts keys across all shards.
 /// The maps themselves keep std's randomly keyed SipHash, because the
 /// addresses are chosen by the attacker and an unkeyed hash in the map
 /// would let an IPv6 attacker collide buckets.
@@ -419,11 +481,14 @@ fn shard_of(x: u64) -> usize {
     (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARD_BITS)) as usize
 }
 
-trait StoreKey: Hash + Eq {
+trait StoreKey: Hash + Eq + Copy {
     fn rule(&self) -> usize;
+    fn shard(&self) -> usize;
+    /// The shards of this kind of key in a generation.
+    fn shards(g: &mut Generation) -> &mut Shards<Self>;
 }
 
-/// An IPv4 key: the rule in the high half, the address in the low.
+/// An IPv4 address key: the rule in the high half, the address in the low.
 #[derive(Copy, Clone, Hash, PartialEq, Eq)]
 struct V4Key(u64);
 
@@ -437,25 +502,93 @@ impl StoreKey for V4Key {
     fn rule(&self) -> usize {
         (self.0 >> 32) as usize
     }
+
+    fn shard(&self) -> usize {
+        shard_of(self.0 & u64::from(u32::MAX))
+    }
+
+    fn shards(g: &mut Generation) -> &mut Shards<V4Key> {
+        &mut g.v4
+    }
 }
 
-/// An IPv6 key: 24 bytes, where `(u16, Ipv6Addr)` would not pack better
-/// and `u128` would align to 16.
+/// An IPv6 key, of an address (`len` 128) or of a network (`len` its
+/// prefix length, `hi` and `lo` its network address): 24 bytes, where
+/// `(u16, Ipv6Addr, u8)` would not pack better and `u128` would align to
+/// 16. The detector never counts IPv4 networks, but the store takes any
+/// [`Subject`]: an IPv4 network is kept here too, as its address in `lo`
+/// and `len` = [`V4_NET`] + its prefix length, apart from every IPv6 key.
 #[derive(Copy, Clone, Hash, PartialEq, Eq)]
 struct V6Key {
     hi: u64,
     lo: u64,
     rule: u16,
+    len: u8,
 }
+
+/// `V6Key::len` of an IPv4 network of prefix 0; 32 is 161.
+const V4_NET: u8 = 129;
 
 impl StoreKey for V6Key {
     fn rule(&self) -> usize {
         usize::from(self.rule)
     }
+
+    fn shard(&self) -> usize {
+        shard_of(self.hi ^ self.lo)
+    }
+
+    fn shards(g: &mut Generation) -> &mut Shards<V6Key> {
+        &mut g.v6
+    }
 }
 
+enum AnyKey {
+    V4(V4Key),
+    V6(V6Key),
+}
+
+fn v6_halves(ip: std::net::Ipv6Addr) -> (u64, u64) {
+    let bits = u128::from(ip);
+    ((bits >> 64) as u64, bits as u64)
+}
+
+fn key_of(rule: RuleIdx, subject: Subject) -> AnyKey {
+    let rule = rule.0;
+    match subject {
+        Subject::Addr(IpAddr::V4(v4)) => AnyKey::V4(V4Key::new(rule, u32::from(v4))),
+        Subject::Addr(IpAddr::V6(v6)) => {
+            let (hi, lo) = v6_halves(v6);
+            AnyKey::V6(V6Key {
+                hi,
+                lo,
+                rule,
+                len: 128,
+            })
+        }
+        Subject::Net(IpNet::V6(net)) => {
+            let (hi, lo) = v6_halves(net.network());
+            AnyKey::V6(V6Key {
+                hi,
+                lo,
+                rule,
+                len: net.prefix_len(),
+            })
+        }
+        Subject::Net(IpNet::V4(net)) => AnyKey::V6(V6Key {
+            hi: 0,
+            lo: u64::from(u32::from(net.network())),
+            rule,
+            len: V4_NET + net.prefix_len(),
+        }),
+    }
+}
+
+/// One kind of key, in [`SHARDS`] maps, with their total length kept so
+/// that the cap costs no sum over the shards.
 struct Shards<K> {
     maps: Vec<HashMap<K, Window>>,
+    len: usize,
 }
 
 impl<K: StoreKey> Default for Shards<K> {
@@ -463,40 +596,63 @@ impl<K: StoreKey> Default for Shards<K> {
         // `HashMap::new` does not allocate until the first insert.
         Shards {
             maps: (0..SHARDS).map(|_| HashMap::new()).collect(),
+            len: 0,
         }
     }
 }
 
 impl<K: StoreKey> Shards<K> {
-    fn record(
-        &mut self,
-        shard: usize,
-        key: K,
-        t: i64,
-        weight: u32,
-        limit: &Limit,
-    ) -> Option<Reached> {
-        self.maps[shard]
-            .entry(key)
-            .or_default()
-            .record(t, weight, limit)
+    fn get_mut(&mut self, key: &K) -> Option<&mut Window> {
+        self.maps[key.shard()].get_mut(key)
+    }
+
+    fn remove(&mut self, key: &K) -> Option<Window> {
+        let removed = self.maps[key.shard()].remove(key);
+        self.len -= usize::from(removed.is_some());
+        removed
+    }
+
+    fn insert(&mut self, key: K, window: Window) -> &mut Window {
+        match self.maps[key.shard()].entry(key) {
+            Entry::Vacant(v) => {
+                self.len += 1;
+                v.insert(window)
+            }
+            Entry::Occupied(o) => {
+                let held = o.into_mut();
+                *held = window;
+                held
+            }
+        }
+    }
+
+    /// Keeps the windows `keep` says to, shard by shard, and leaves each
+    /// table as clean as a new one of its size. (`HashMap::retain` leaves
+    /// a tombstone for most removals, and a table refilled over tombstones
+    /// doubles though its live keys would fit: at the cap, that doubled
+    /// the bytes per key.)
+    fn retain(&mut self, keep: &mut impl FnMut(&Window) -> bool) {
+        let mut kept = Vec::new();
+        for map in &mut self.maps {
+            kept.extend(map.drain().filter(|(_, w)| keep(w)));
+            map.extend(kept.drain(..));
+        }
+        self.len = self.maps.iter().map(HashMap::len).sum();
     }
 
     fn sweep_shard(&mut self, shard: usize, now: i64, limits: &[Limit]) {
         let map = &mut self.maps[shard];
+        let before = map.len();
         map.retain(|key, window| match limits.get(key.rule()) {
             Some(limit) => !window.is_spent(now, limit.window_ms),
             None => false,
         });
+        self.len -= before - map.len();
         // After a flood, give the table back, with hysteresis so that a
         // shard at a steady size does not reallocate on every sweep.
         if map.capacity() > 64 && map.len() < map.capacity() / 4 {
             map.shrink_to(map.len() * 2);
         }
-    }
-
-    fn len(&self) -> usize {
-        self.maps.iter().map(HashMap::len).sum()
     }
 
     fn approx_bytes(&self) -> usize {
@@ -515,6 +671,33 @@ impl<K: StoreKey> Shards<K> {
             })
             .sum::<usize>()
             + self.maps.capacity() * std::mem::size_of::<HashMap<K, Window>>()
+    }
+}
+
+/// The keys touched in one generation of the cap (see the module doc).
+#[derive(Default)]
+struct Generation {
+    v4: Shards<V4Key>,
+    v6: Shards<V6Key>,
+}
+
+impl Generation {
+    fn len(&self) -> usize {
+        self.v4.len + self.v6.len
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Window) -> bool) {
+        self.v4.retain(&mut keep);
+        self.v6.retain(&mut keep);
+    }
+
+    fn sweep_shard(&mut self, shard: usize, now: i64, limits: &[Limit]) {
+        self.v4.sweep_shard(shard, now, limits);
+        self.v6.sweep_shard(shard, now, limits);
+    }
+
+    fn approx_bytes(&self) -> usize {
+        self.v4.approx_bytes() + self.v6.approx_bytes()
     }
 }
 
@@ -544,73 +727,140 @@ impl SweepClock {
     }
 }
 
-/// The in-process [`WindowStore`]: keys by rule and address in 64 shards of
-/// std `HashMap`s, IPv4 and IPv6 apart so that an IPv4 key takes 8 bytes.
-#[derive(Default)]
+/// The in-process [`WindowStore`]: keys by rule and subject in 64 shards
+/// of std `HashMap`s, IPv4 and IPv6 apart so that an IPv4 key takes 8
+/// bytes, in two generations for the cap (see the module doc).
 pub struct MemoryStore {
-    v4: Shards<V4Key>,
-    v6: Shards<V6Key>,
+    /// Keys touched since the last retirement, blocks carried over from it
+    /// included.
+    current: Generation,
+    /// Keys touched in the generation before, and not since: the next to
+    /// be evicted.
+    previous: Generation,
+    /// Half the cap: the current generation's size at which the previous
+    /// one retires.
+    generation_keys: usize,
+    /// The newest event time recorded: what a retirement judges "a block
+    /// still stands" at.
+    now: i64,
+    evictions: u64,
     clock: SweepClock,
 }
 
-impl MemoryStore {
-    pub fn new() -> MemoryStore {
-        MemoryStore::default()
+impl Default for MemoryStore {
+    fn default() -> MemoryStore {
+        MemoryStore::with_max_keys(DEFAULT_MAX_KEYS)
     }
 }
 
-fn v6_halves(ip: std::net::Ipv6Addr) -> (u64, u64) {
-    let bits = u128::from(ip);
-    ((bits >> 64) as u64, bits as u64)
+impl MemoryStore {
+    /// A store of at most [`DEFAULT_MAX_KEYS`] keys.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    /// A store of at most `max_keys` keys; fewer than 2 act as 2.
+    pub fn with_max_keys(max_keys: usize) -> MemoryStore {
+        MemoryStore {
+            current: Generation::default(),
+            previous: Generation::default(),
+            generation_keys: (max_keys / 2).max(1),
+            now: i64::MIN,
+            evictions: 0,
+            clock: SweepClock::default(),
+        }
+    }
+
+    fn record_key<K: StoreKey>(
+        &mut self,
+        key: K,
+        t: i64,
+        weight: u32,
+        limit: &Limit,
+    ) -> Option<Reached> {
+        if weight == 0 {
+            return None;
+        }
+        self.now = self.now.max(t);
+        if let Some(window) = K::shards(&mut self.current).get_mut(&key) {
+            return window.record(t, weight, limit);
+        }
+        // Seen again, or for the first time: into the current generation.
+        let window = K::shards(&mut self.previous)
+            .remove(&key)
+            .unwrap_or_default();
+        if self.current.len() >= self.generation_keys {
+            self.retire();
+        }
+        K::shards(&mut self.current)
+            .insert(key, window)
+            .record(t, weight, limit)
+    }
+
+    /// The previous generation retires and the current one takes its
+    /// place. The retiring keys were not touched for a whole generation:
+    /// they are evicted, except blocks that still stand, carried into the
+    /// new generation while they take at most half its room.
+    fn retire(&mut self) {
+        // The retiring tables, already sized for a generation, hold the
+        // new one.
+        std::mem::swap(&mut self.current, &mut self.previous);
+        let now = self.now;
+        let mut room = self.generation_keys / 2;
+        let mut evicted = 0u64;
+        self.current.retain(|window| {
+            if room > 0 && window.is_blocked(now) {
+                room -= 1;
+                true
+            } else {
+                evicted += 1;
+                false
+            }
+        });
+        self.evictions += evicted;
+    }
+
+    fn forget_key<K: StoreKey>(&mut self, key: K, keep_block: bool) {
+        for generation in [&mut self.current, &mut self.previous] {
+            let shards = K::shards(generation);
+            let drop = match shards.get_mut(&key) {
+                Some(window) => !keep_block || window.holds_failures(),
+                None => false,
+            };
+            if drop {
+                shards.remove(&key);
+            }
+        }
+    }
 }
 
 impl WindowStore for MemoryStore {
     fn record(
         &mut self,
         rule: RuleIdx,
-        ip: IpAddr,
+        subject: Subject,
         t: Timestamp,
         weight: u32,
         limit: &Limit,
     ) -> Option<Reached> {
         let t = t.as_millis();
-        match ip {
-            IpAddr::V4(v4) => {
-                let ip = u32::from(v4);
-                let key = V4Key::new(rule.0, ip);
-                self.v4
-                    .record(shard_of(u64::from(ip)), key, t, weight, limit)
-            }
-            IpAddr::V6(v6) => {
-                let (hi, lo) = v6_halves(v6);
-                let key = V6Key {
-                    hi,
-                    lo,
-                    rule: rule.0,
-                };
-                self.v6.record(shard_of(hi ^ lo), key, t, weight, limit)
-            }
+        match key_of(rule, subject) {
+            AnyKey::V4(key) => self.record_key(key, t, weight, limit),
+            AnyKey::V6(key) => self.record_key(key, t, weight, limit),
         }
     }
 
-    fn forget(&mut self, ip: IpAddr, rules: usize) {
-        // Rule indices are u16, so there are at most 65,536 of them.
-        let rules = (0..rules.min(1 << 16)).map(|rule| rule as u16);
-        match ip {
-            IpAddr::V4(v4) => {
-                let ip = u32::from(v4);
-                let map = &mut self.v4.maps[shard_of(u64::from(ip))];
-                for rule in rules {
-                    map.remove(&V4Key::new(rule, ip));
-                }
-            }
-            IpAddr::V6(v6) => {
-                let (hi, lo) = v6_halves(v6);
-                let map = &mut self.v6.maps[shard_of(hi ^ lo)];
-                for rule in rules {
-                    map.remove(&V6Key { hi, lo, rule });
-                }
-            }
+    fn forget(&mut self, rule: RuleIdx, subject: Subject) {
+        match key_of(rule, subject) {
+            AnyKey::V4(key) => self.forget_key(key, false),
+            AnyKey::V6(key) => self.forget_key(key, false),
+        }
+    }
+
+    fn forget_failures(&mut self, rule: RuleIdx, subject: Subject) {
+        match key_of(rule, subject) {
+            AnyKey::V4(key) => self.forget_key(key, true),
+            AnyKey::V6(key) => self.forget_key(key, true),
         }
     }
 
@@ -619,20 +869,24 @@ impl WindowStore for MemoryStore {
         for _ in 0..self.clock.due(now) {
             let shard = self.clock.cursor;
             self.clock.cursor = (shard + 1) % SHARDS;
-            self.v4.sweep_shard(shard, now, limits);
-            self.v6.sweep_shard(shard, now, limits);
+            self.current.sweep_shard(shard, now, limits);
+            self.previous.sweep_shard(shard, now, limits);
         }
     }
 
     fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
+        self.current.len() + self.previous.len()
+    }
+
+    fn evictions(&self) -> u64 {
+        self.evictions
     }
 
     /// Tables (buckets as std lays them out, a control byte each) plus the
     /// heap rings, with malloc's overhead. It does not see the allocator's
     /// fragmentation.
     fn approx_bytes(&self) -> usize {
-        self.v4.approx_bytes() + self.v6.approx_bytes()
+        self.current.approx_bytes() + self.previous.approx_bytes()
     }
 }
 

@@ -131,9 +131,14 @@ pub struct Rule {
     pub threshold: u32,
     pub window: Duration,
     pub block_for: Duration,
+    /// `mode = "shadow"`: decisions are alerted (marked shadow), never
+    /// written to Redis — to try a rule on production traffic.
+    pub shadow: bool,
     /// How long the Nth offence of an address is blocked (the last step
     /// repeats), counted in Redis; empty: `block_for` every time.
     pub escalate: Vec<Duration>,
+    /// IPv6 failures also count per network of this prefix length.
+    pub ipv6_prefix: u8,
     pub examples: Vec<Example>,
     matcher: Matcher,
     /// The first of this rule's prefilter units.
@@ -147,6 +152,7 @@ impl Rule {
             threshold: self.threshold,
             window: self.window,
             block_for: self.block_for,
+            ipv6_prefix: self.ipv6_prefix,
         }
     }
 
@@ -710,12 +716,30 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
     let window = duration(&raw.window, "window", DEFAULT_WINDOW);
     let block_for = duration(&raw.block_for, "block_for", DEFAULT_BLOCK_FOR);
     let escalate = escalate_ladder(ctx, raw.escalate.as_ref(), &mut errors);
+    let shadow = match raw.mode.as_ref().map(|m| (m.span(), m.get_ref().as_str())) {
+        None | Some((_, "enforce")) => false,
+        Some((_, "shadow")) => true,
+        Some((span, other)) => {
+            errors.push(ctx.err(span, "mode", format!("{other:?} is neither \"enforce\" nor \"shadow\"")));
+            false
+        }
+    };
     // A rule with a ladder and no block_for blocks its first offence for
     // the first step, so that the decision's own expiry (what the outbox
     // keeps it for) matches the block a first offence gets.
     let block_for = match (&raw.block_for, escalate.first()) {
         (None, Some(&first)) => first,
         _ => block_for,
+    };
+    let ipv6_prefix = match &raw.ipv6_prefix {
+        None => Policy::DEFAULT_IPV6_PREFIX,
+        Some(p) => match u8::try_from(*p.get_ref()) {
+            Ok(n @ 1..=128) => n,
+            _ => {
+                errors.push(ctx.err(p.span(), "ipv6_prefix", "must be between 1 and 128".into()));
+                Policy::DEFAULT_IPV6_PREFIX
+            }
+        },
     };
     let sources = raw.sources.as_ref().map(|s| s.get_ref().clone());
     if let Some(s) = &raw.sources {
@@ -764,12 +788,13 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
                     None | Some("each") => Tally::Each,
                     Some("announce") => Tally::Announce,
                     Some("if_first") => Tally::IfFirst,
+                    Some("reset") => Tally::Reset,
                     Some(other) => {
                         let span = p.tally.as_ref().map(|t| t.span()).unwrap_or_default();
                         errors.push(ctx.err(
                             span,
                             &format!("{field}.tally"),
-                            format!("{other:?} is not one of \"each\", \"announce\", \"if_first\""),
+                            format!("{other:?} is not one of \"each\", \"announce\", \"if_first\", \"reset\""),
                         ));
                         Tally::Each
                     }
@@ -1036,7 +1061,9 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
             threshold,
             window,
             block_for,
+            shadow,
             escalate,
+            ipv6_prefix,
             examples,
             matcher,
             first_unit: 0,

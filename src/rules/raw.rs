@@ -25,7 +25,11 @@ pub(super) struct RawRule {
     pub block_for: Option<Spanned<String>>,
     /// Block durations for an address's 1st, 2nd, … offence.
     pub escalate: Option<Spanned<Vec<Spanned<String>>>>,
+    /// IPv6 failures also count per network of this prefix length (1..=128).
+    pub ipv6_prefix: Option<Spanned<i64>>,
     pub format: Option<Spanned<String>>,
+    /// "enforce" (default) or "shadow": count and alert, never block.
+    pub mode: Option<Spanned<String>>,
     /// syslog: the program names whose lines the rule reads.
     pub programs: Option<Spanned<Vec<String>>>,
     /// syslog: what makes lines one session ("pid").

@@ -1156,6 +1156,7 @@ mod tests {
             reason: "52 failures of rule sshd in 60s".into(),
             block_for_secs: 3600,
             offense: 1,
+            shadow: false,
         }
     }
 

@@ -719,6 +719,7 @@ mod tests {
             reason: "offense\":0}".into(),
             block_for_secs: 900,
             offense: 0,
+            shadow: false,
         };
         let json = serde_json::to_string(&rec).unwrap();
         assert!(json.ends_with(&format!("{OFFENSE_FIELD}0}}")), "{json}");

@@ -41,6 +41,10 @@ pub struct BlockRecord {
     pub host: String,
     /// A sentence for humans: "52 failures of rule sshd in 60s".
     pub reason: String,
+    /// A decision of a rule in shadow mode (`mode = "shadow"`): alerted,
+    /// marked as such, never written to Redis. Absent from real blocks.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
     /// How long the block lasts from `last_seen`, in seconds: the rule's
     /// `block_for`, or the step of its `escalate` ladder this offence got.
     /// 0 in records written before this field existed.

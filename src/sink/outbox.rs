@@ -352,6 +352,7 @@ mod tests {
             reason: "r".into(),
             block_for_secs: 900,
             offense: 1,
+            shadow: false,
         }
     }
 

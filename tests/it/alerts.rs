@@ -41,6 +41,7 @@ fn record(ip: &str) -> BlockRecord {
         reason: "52 failures of rule sshd-password in 60s".to_owned(),
         block_for_secs: 3600,
         offense: 1,
+        shadow: false,
     }
 }
 

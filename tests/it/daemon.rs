@@ -222,3 +222,39 @@ async fn forged_jwts_in_a_json_service_log_are_blocked() {
     let status = daemon.stop();
     assert!(status.success(), "SIGTERM stops cleanly: {status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_rule_alerts_but_never_blocks() {
+    let redis = RedisServer::start();
+    let receiver = Receiver::start().await;
+    let rules = r#"
+[[rule]]
+id = "trial"
+mode = "shadow"
+format = "syslog"
+programs = ["sshd"]
+threshold = 3
+window = "60s"
+  [[rule.pattern]]
+  regex = '^Failed password for .* from (?P<ip>\S+) port \d+ ssh2$'
+"#;
+    let host = TestHost::with_rules(
+        &redis.url(),
+        rules,
+        &format!(
+            "[[source]]\nname = \"sshd\"\npath = \"log/auth.log\"\n\n[[alert]]\nkind = \"webhook\"\nurl = \"{}\"\n",
+            receiver.url("/hook")
+        ),
+    );
+    host.append("auth.log", &[]);
+    let mut conn = redis.conn().await;
+    let daemon = host.start_daemon();
+    host.append("auth.log", &sshd_failures("203.0.113.40", 3, 100));
+
+    let alerts = receiver.wait_for_requests(1, DEADLINE).await;
+    let body: serde_json::Value = serde_json::from_slice(&alerts[0].body).expect("JSON alert");
+    assert_eq!(body["ip"], "203.0.113.40");
+    assert_eq!(body["shadow"], true, "{body}");
+    assert_eq!(block_json(&mut conn, "203.0.113.40").await, None, "shadow mode writes no block");
+    daemon.wait_for_log("would block (shadow mode)", DEADLINE);
+}

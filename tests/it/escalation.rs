@@ -40,6 +40,7 @@ fn decision(ip: &str, host: &str, last_seen: Timestamp) -> BlockRecord {
         reason: "50 failures of rule sshd within 1m".to_owned(),
         block_for_secs: 15 * MIN,
         offense: 0,
+        shadow: false,
     }
 }
 

@@ -28,6 +28,7 @@ fn record(ip: &str, now: Timestamp, ttl: Duration) -> BlockRecord {
         reason: "52 failures of rule sshd-password in 60s".to_owned(),
         block_for_secs: ttl.as_secs(),
         offense: 0,
+        shadow: false,
     }
 }
 
