@@ -88,6 +88,9 @@ struct RawConfig {
 struct RawRedis {
     url: Option<Spanned<String>>,
     key_prefix: Option<Spanned<String>>,
+    /// The password, from a file (or a systemd credential) rather than the
+    /// URL; `AUTHWATCH_REDIS_PASSWORD` in the environment also works.
+    password_file: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,10 +154,21 @@ pub struct Config {
     pub api: crate::api::ApiConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
+    /// May hold the password (from `password_file`): print it only through
+    /// [`redact_url`](crate::sink::blocklist::redact_url).
     pub url: String,
     pub key_prefix: String,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &crate::sink::blocklist::redact_url(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -274,9 +288,9 @@ impl Config {
         };
 
         let redis = {
-            let (url, prefix) = match raw.redis {
-                Some(r) => (r.url, r.key_prefix),
-                None => (None, None),
+            let (url, prefix, password_file) = match raw.redis {
+                Some(r) => (r.url, r.key_prefix, r.password_file),
+                None => (None, None, None),
             };
             let url = match url {
                 None => "redis://127.0.0.1:6379/0".to_owned(),
@@ -309,6 +323,44 @@ impl Config {
                     s.clone()
                 }
             };
+            let password = match &password_file {
+                Some(f) => {
+                    let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+                    let path = crate::sink::alert::secret_path(f.get_ref(), base, creds.as_deref());
+                    let secret = crate::sink::alert::Secret::from_file(&path)
+                        .map_err(|e| at(f.span(), "redis.password_file", e.to_string()))?;
+                    Some(String::from_utf8(secret.expose().to_vec()).map_err(|_| {
+                        at(
+                            f.span(),
+                            "redis.password_file",
+                            "the password is not UTF-8".into(),
+                        )
+                    })?)
+                }
+                None => std::env::var("AUTHWATCH_REDIS_PASSWORD")
+                    .ok()
+                    .filter(|p| !p.is_empty()),
+            };
+            let url = match password {
+                None => url,
+                Some(pw) => {
+                    let mut parsed = reqwest::Url::parse(&url).map_err(|_| ConfigError::At {
+                        file: file.to_owned(),
+                        line: 1,
+                        key: "redis.url".into(),
+                        message: "cannot add a password to this URL".into(),
+                    })?;
+                    if parsed.set_password(Some(&pw)).is_err() {
+                        return Err(ConfigError::At {
+                            file: file.to_owned(),
+                            line: 1,
+                            key: "redis.password_file".into(),
+                            message: "a password needs a redis:// or rediss:// URL".into(),
+                        });
+                    }
+                    parsed.to_string()
+                }
+            };
             RedisConfig { url, key_prefix }
         };
 
@@ -335,16 +387,32 @@ impl Config {
             }
             let journal = match (&s.path, s.journal) {
                 (Some(_), Some(j)) => {
-                    return Err(at(j.span(), "source.journal", "a source has either `path` or `journal`, not both".into()));
+                    return Err(at(
+                        j.span(),
+                        "source.journal",
+                        "a source has either `path` or `journal`, not both".into(),
+                    ));
                 }
                 (None, None) => {
-                    return Err(at(s.name.span(), "source.path", "a source needs `path` (a file or glob) or `journal = { … }`".into()));
+                    return Err(at(
+                        s.name.span(),
+                        "source.path",
+                        "a source needs `path` (a file or glob) or `journal = { … }`".into(),
+                    ));
                 }
                 (None, Some(j)) => {
                     let span = j.span();
                     let j = j.into_inner();
-                    if j.units.iter().chain(&j.identifiers).any(|u| u.is_empty() || u.contains(['*', '?', '[', '+', '='])) {
-                        return Err(at(span, "source.journal", "units and identifiers are plain names (no globs, `+` or `=`)".into()));
+                    if j.units
+                        .iter()
+                        .chain(&j.identifiers)
+                        .any(|u| u.is_empty() || u.contains(['*', '?', '[', '+', '=']))
+                    {
+                        return Err(at(
+                            span,
+                            "source.journal",
+                            "units and identifiers are plain names (no globs, `+` or `=`)".into(),
+                        ));
                     }
                     Some(JournalConfig {
                         units: j.units,
@@ -354,7 +422,11 @@ impl Config {
                 }
                 (Some(_), None) => None,
             };
-            let path = s.path.as_ref().map(|p| p.get_ref().trim().to_owned()).unwrap_or_default();
+            let path = s
+                .path
+                .as_ref()
+                .map(|p| p.get_ref().trim().to_owned())
+                .unwrap_or_default();
             if let Some(p) = &s.path {
                 if path.is_empty() {
                     return Err(at(p.span(), "source.path", "must not be empty".into()));
@@ -385,7 +457,11 @@ impl Config {
             };
             sources.push(SourceConfig {
                 name,
-                path: if journal.is_some() { PathBuf::new() } else { resolve(Path::new(&path)) },
+                path: if journal.is_some() {
+                    PathBuf::new()
+                } else {
+                    resolve(Path::new(&path))
+                },
                 start_at,
                 journal,
             });
@@ -785,6 +861,29 @@ url = "https://hooks.slack.com/services/T000/B000/XXXX"
                 config.display(),
                 missing.display()
             )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_redis_password_comes_from_a_file_and_never_prints() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("redis.pass"), "s3cr3t-pass\n").unwrap();
+        let c = Config::parse(
+            &dir.path().join("a.toml"),
+            "[redis]\nurl = \"redis://127.0.0.1:6379/0\"\npassword_file = \"redis.pass\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.redis.url, "redis://:s3cr3t-pass@127.0.0.1:6379/0");
+        assert!(!format!("{c:?}").contains("s3cr3t-pass"));
+        let e = Config::parse(
+            &dir.path().join("a.toml"),
+            "[redis]\npassword_file = \"missing\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(":2: redis.password_file:") && !e.contains("s3cr3t"),
             "{e}"
         );
     }

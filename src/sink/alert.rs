@@ -206,7 +206,8 @@ impl Secret {
         Ok(Secret::new(secret))
     }
 
-    fn expose(&self) -> &[u8] {
+    /// The secret itself, for the one place that must use it.
+    pub(crate) fn expose(&self) -> &[u8] {
         &self.0
     }
 }

@@ -9,6 +9,7 @@ mod api;
 mod common;
 mod daemon;
 mod escalation;
+mod outage;
 mod restart;
 mod sink;
 mod torture;
