@@ -112,7 +112,9 @@ impl FileProgress {
         while self.hits.front().is_some_and(|&(_, t)| t < horizon) {
             self.hits.pop_front();
         }
-        self.hits.front().map_or(self.done, |&(start, _)| start.min(self.done))
+        self.hits
+            .front()
+            .map_or(self.done, |&(start, _)| start.min(self.done))
     }
 }
 
@@ -145,13 +147,31 @@ pub async fn run(
     let outbox = Outbox::open(&config.state_dir)?;
     let backlog = outbox.unsettled();
     if !backlog.is_empty() {
-        tracing::info!(pending = backlog.len(), "resuming blocks decided before the last stop");
+        tracing::info!(
+            pending = backlog.len(),
+            "resuming blocks decided before the last stop"
+        );
     }
     let outbox = Arc::new(Mutex::new(outbox));
 
-    let lag = rules.rules().iter().map(|r| r.window).max().unwrap_or_default() + SESSION_LAG;
-    let filters = config.sources.iter().map(|s| rules.filter_for_source(&s.name)).collect();
-    let mut engine = Engine::new(rules.clone(), filters, config.allowlist.clone(), config.max_line_bytes);
+    let lag = rules
+        .rules()
+        .iter()
+        .map(|r| r.window)
+        .max()
+        .unwrap_or_default()
+        + SESSION_LAG;
+    let filters = config
+        .sources
+        .iter()
+        .map(|s| rules.filter_for_source(&s.name))
+        .collect();
+    let mut engine = Engine::new(
+        rules.clone(),
+        filters,
+        config.allowlist.clone(),
+        config.max_line_bytes,
+    );
 
     let specs = config
         .sources
@@ -177,13 +197,31 @@ pub async fn run(
     // The alert tasks stop after the writer, not with everything else: the
     // writer may still write (and alert) blocks decided just before the stop.
     let alerts_done = CancellationToken::new();
-    let alerter = Alerter::spawn(config.alerts.clone(), config.host.clone(), alerts_done.clone(), &tracker);
+    let alerter = Alerter::spawn(
+        config.alerts.clone(),
+        config.host.clone(),
+        alerts_done.clone(),
+        &tracker,
+    );
     let alert_stats = alerter.stats();
     let metrics = crate::api::install_metrics();
     let (control_tx, mut control_rx) = mpsc::channel::<ControlRequest>(16);
-    tracker.spawn(serve_api(config.clone(), control_tx, metrics, shutdown.clone()));
+    tracker.spawn(serve_api(
+        config.clone(),
+        control_tx,
+        metrics,
+        shutdown.clone(),
+    ));
     {
-        let writer = writer(config.clone(), alerter, outbox.clone(), backlog, entry_rx, health.clone(), shutdown.clone());
+        let writer = writer(
+            config.clone(),
+            alerter,
+            outbox.clone(),
+            backlog,
+            entry_rx,
+            health.clone(),
+            shutdown.clone(),
+        );
         tracker.spawn(async move {
             writer.await;
             alerts_done.cancel();
@@ -205,10 +243,13 @@ pub async fn run(
 
     // Position every source before saying ready, so that "ready" means
     // "lines appended from now on are counted".
-    let source_stats: Vec<Arc<SourceStats>> = (0..config.sources.len()).map(|i| tailer.stats(i)).collect();
+    let source_stats: Vec<Arc<SourceStats>> =
+        (0..config.sources.len()).map(|i| tailer.stats(i)).collect();
     let started = Timestamp::now();
     let mut first = Vec::new();
-    tailer.poll_once(&mut |c| first.push(c)).map_err(DaemonError::Tailer)?;
+    tailer
+        .poll_once(&mut |c| first.push(c))
+        .map_err(DaemonError::Tailer)?;
     for chunk in first {
         process(&mut engine, &mut progress, &ctx, chunk)?;
     }
@@ -244,11 +285,15 @@ pub async fn run(
         };
         let (tx, stop) = (journal_tx.clone(), stop.clone());
         let name = s.name.clone();
-        journal_threads.push(std::thread::Builder::new().name(format!("authwatch-journal-{i}")).spawn(move || {
-            if let Err(e) = reader.run(move |line| tx.blocking_send(line).is_ok(), stop) {
-                tracing::error!(source = %name, error = %e, "journal source stopped");
-            }
-        }));
+        journal_threads.push(
+            std::thread::Builder::new()
+                .name(format!("authwatch-journal-{i}"))
+                .spawn(move || {
+                    if let Err(e) = reader.run(move |line| tx.blocking_send(line).is_ok(), stop) {
+                        tracing::error!(source = %name, error = %e, "journal source stopped");
+                    }
+                }),
+        );
     }
     drop(journal_tx);
     let tailer_thread = {
@@ -398,7 +443,9 @@ impl JournalProgress {
         match serde_json::to_vec_pretty(self) {
             Ok(bytes) => match crate::sink::outbox::write_atomically(&self.path, &bytes) {
                 Ok(()) => self.dirty = false,
-                Err(e) => tracing::error!(path = %self.path.display(), error = %e, "cannot save journal cursors; retrying"),
+                Err(e) => {
+                    tracing::error!(path = %self.path.display(), error = %e, "cannot save journal cursors; retrying")
+                }
             },
             Err(e) => tracing::error!(error = %e, "cannot encode journal cursors"),
         }
@@ -429,13 +476,21 @@ fn process_journal(
             st.replaying = false;
         }
     } else {
-        engine.line(line.source, &line.line, line.realtime, &mut |d| decisions.push(d));
+        engine.line(line.source, &line.line, line.realtime, &mut |d| {
+            decisions.push(d)
+        });
     }
     if engine.stats().matched.iter().sum::<u64>() > matched_before {
-        st.hits.push_back((st.done.clone(), engine.newest_hit().unwrap_or(line.realtime)));
+        st.hits.push_back((
+            st.done.clone(),
+            engine.newest_hit().unwrap_or(line.realtime),
+        ));
     }
     if !decisions.is_empty() {
-        let records: Vec<BlockRecord> = decisions.iter().map(|d| shadowed(engine, record(d, &ctx.host, now))).collect();
+        let records: Vec<BlockRecord> = decisions
+            .iter()
+            .map(|d| shadowed(engine, record(d, &ctx.host, now)))
+            .collect();
         let added = lock(&ctx.outbox).add(records)?;
         if !added.is_empty() {
             let _ = ctx.entries.send(added);
@@ -467,19 +522,25 @@ struct Progress {
 impl Progress {
     fn file(&mut self, chunk: &Chunk) -> &mut FileProgress {
         let previous = &self.previous;
-        let p = self.files.entry((chunk.file.dev, chunk.file.ino)).or_insert_with(|| {
-            let replay_until = previous
-                .get(chunk.file.dev, chunk.file.ino)
-                .filter(|(key, _)| key.fingerprint.hash == chunk.file.fingerprint.hash || key.fingerprint.len < chunk.file.fingerprint.len)
-                .map_or(0, |(_, e)| e.done());
-            FileProgress {
-                key: chunk.file,
-                path: chunk.path.clone(),
-                replay_until,
-                done: chunk.start_offset,
-                hits: VecDeque::new(),
-            }
-        });
+        let p = self
+            .files
+            .entry((chunk.file.dev, chunk.file.ino))
+            .or_insert_with(|| {
+                let replay_until = previous
+                    .get(chunk.file.dev, chunk.file.ino)
+                    .filter(|(key, _)| {
+                        key.fingerprint.hash == chunk.file.fingerprint.hash
+                            || key.fingerprint.len < chunk.file.fingerprint.len
+                    })
+                    .map_or(0, |(_, e)| e.done());
+                FileProgress {
+                    key: chunk.file,
+                    path: chunk.path.clone(),
+                    replay_until,
+                    done: chunk.start_offset,
+                    hits: VecDeque::new(),
+                }
+            });
         p.key = chunk.file;
         p.path = chunk.path.clone();
         p
@@ -512,7 +573,12 @@ impl Progress {
     }
 }
 
-fn process(engine: &mut Engine, progress: &mut Progress, ctx: &Ctx, chunk: Chunk) -> Result<(), DaemonError> {
+fn process(
+    engine: &mut Engine,
+    progress: &mut Progress,
+    ctx: &Ctx,
+    chunk: Chunk,
+) -> Result<(), DaemonError> {
     let read_time = chunk
         .read_at
         .duration_since(std::time::UNIX_EPOCH)
@@ -545,7 +611,9 @@ fn process(engine: &mut Engine, progress: &mut Progress, ctx: &Ctx, chunk: Chunk
                 .map_or(0, |i| i + 1)
         };
         engine.lines(chunk.source, &chunk.data[..cut], read_time, &mut |_| {});
-        engine.lines(chunk.source, &chunk.data[cut..], read_time, &mut |d| decisions.push(d));
+        engine.lines(chunk.source, &chunk.data[cut..], read_time, &mut |d| {
+            decisions.push(d)
+        });
     }
     let file = progress.file(&chunk);
     let matched_after: u64 = engine.stats().matched.iter().sum();
@@ -555,7 +623,10 @@ fn process(engine: &mut Engine, progress: &mut Progress, ctx: &Ctx, chunk: Chunk
     }
     if !decisions.is_empty() {
         let now = Timestamp::now();
-        let records: Vec<BlockRecord> = decisions.iter().map(|d| shadowed(engine, record(d, &ctx.host, now))).collect();
+        let records: Vec<BlockRecord> = decisions
+            .iter()
+            .map(|d| shadowed(engine, record(d, &ctx.host, now)))
+            .collect();
         // Durable before the lines count as processed: the ack gate.
         let added = lock(&ctx.outbox).add(records)?;
         if !added.is_empty() {
@@ -588,7 +659,12 @@ async fn serve_api(
             }
         }
     };
-    let ctx = ApiContext { blocklist, control, metrics, host: config.host.clone() };
+    let ctx = ApiContext {
+        blocklist,
+        control,
+        metrics,
+        host: config.host.clone(),
+    };
     if let Err(e) = crate::api::serve(&config.api, ctx, shutdown).await {
         tracing::error!(error = %e, socket = %config.api.socket.display(), "the API could not be served");
     }
@@ -679,8 +755,10 @@ fn publish_metrics(
 ) {
     use crate::api::metrics as m;
     for (s, st) in config.sources.iter().zip(sources) {
-        metrics::counter!(m::LINES_READ, "source" => s.name.clone()).absolute(st.lines.load(Ordering::Relaxed));
-        metrics::counter!(m::BYTES_READ, "source" => s.name.clone()).absolute(st.bytes.load(Ordering::Relaxed));
+        metrics::counter!(m::LINES_READ, "source" => s.name.clone())
+            .absolute(st.lines.load(Ordering::Relaxed));
+        metrics::counter!(m::BYTES_READ, "source" => s.name.clone())
+            .absolute(st.bytes.load(Ordering::Relaxed));
     }
     for (r, n) in engine.rules().rules().iter().zip(&engine.stats().matched) {
         metrics::counter!(m::RULE_MATCHES, "rule" => r.id.to_string()).absolute(*n);
@@ -688,9 +766,12 @@ fn publish_metrics(
     metrics::gauge!(m::TRACKED_KEYS).set(engine.detector().tracked_keys() as f64);
     metrics::counter!(m::EVICTIONS).absolute(engine.detector().evictions());
     metrics::gauge!(m::QUEUE_DEPTH, "queue" => "decisions").set(lock(health).queue_depth as f64);
-    metrics::counter!(m::ALERTS_SENT, "kind" => "all").absolute(alerts.sent.load(Ordering::Relaxed));
-    metrics::counter!(m::ALERTS_RETRIED, "kind" => "all").absolute(alerts.retried.load(Ordering::Relaxed));
-    metrics::counter!(m::ALERTS_GIVEN_UP, "kind" => "all").absolute(alerts.given_up.load(Ordering::Relaxed));
+    metrics::counter!(m::ALERTS_SENT, "kind" => "all")
+        .absolute(alerts.sent.load(Ordering::Relaxed));
+    metrics::counter!(m::ALERTS_RETRIED, "kind" => "all")
+        .absolute(alerts.retried.load(Ordering::Relaxed));
+    metrics::counter!(m::ALERTS_GIVEN_UP, "kind" => "all")
+        .absolute(alerts.given_up.load(Ordering::Relaxed));
 }
 
 /// The one-line status for `systemctl status`.
@@ -719,15 +800,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn create_private_dir(dir: &Path) -> Result<(), DaemonError> {
     use std::os::unix::fs::DirBuilderExt;
-    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
         Ok(()) => Ok(()),
-        Err(source) => Err(DaemonError::StateDir { path: dir.to_owned(), source }),
+        Err(source) => Err(DaemonError::StateDir {
+            path: dir.to_owned(),
+            source,
+        }),
     }
 }
 
 /// Marks the record of a shadow-mode rule as such.
 fn shadowed(engine: &Engine, mut rec: BlockRecord) -> BlockRecord {
-    rec.shadow = engine.rules().rules().iter().any(|r| r.shadow && *r.id == *rec.rule);
+    rec.shadow = engine
+        .rules()
+        .rules()
+        .iter()
+        .any(|r| r.shadow && *r.id == *rec.rule);
     if rec.shadow {
         rec.reason = format!("shadow mode, not blocked: {}", rec.reason);
     }
@@ -772,7 +864,11 @@ async fn writer(
     // Decisions from before the last stop whose Redis write was not yet
     // recorded: if the write did happen, Redis now says "already there", and
     // whether it was alerted is unknown — alert (at least once).
-    let recovered: std::collections::HashSet<u64> = backlog.iter().filter(|e| e.written.is_none()).map(|e| e.id).collect();
+    let recovered: std::collections::HashSet<u64> = backlog
+        .iter()
+        .filter(|e| e.written.is_none())
+        .map(|e| e.id)
+        .collect();
     let mut pending: VecDeque<Entry> = backlog.into();
     let mut blocklist: Option<Blocklist> = None;
     let mut backoff = Duration::from_millis(200);
@@ -807,7 +903,9 @@ async fn writer(
         while let Ok(batch) = rx.try_recv() {
             pending.extend(batch);
         }
-        let Some(entry) = pending.front().cloned() else { continue };
+        let Some(entry) = pending.front().cloned() else {
+            continue;
+        };
         let now = Timestamp::now();
         let result = match entry.written {
             Some(new) => Ok(new),
@@ -830,7 +928,8 @@ async fn writer(
             Ok(new) => {
                 if entry.written.is_none() {
                     let latency = Timestamp::now().since(entry.record.blocked_at);
-                    metrics::histogram!(crate::api::metrics::DETECTION_LATENCY).record(latency.as_secs_f64());
+                    metrics::histogram!(crate::api::metrics::DETECTION_LATENCY)
+                        .record(latency.as_secs_f64());
                     let outcome = if new { "new" } else { "existing" };
                     metrics::counter!(crate::api::metrics::BLOCKS_WRITTEN, "rule" => entry.record.rule.clone(), "outcome" => outcome).increment(1);
                 }
@@ -891,9 +990,16 @@ fn settle_alerts(outbox: &Mutex<Outbox>, in_flight: &mut Vec<(u64, std::sync::We
 }
 
 /// Writes one block; `Ok(true)` if it is new (and must be alerted).
-async fn write_block(config: &Config, blocklist: &mut Option<Blocklist>, rec: &BlockRecord, now: Timestamp) -> Result<bool, String> {
+async fn write_block(
+    config: &Config,
+    blocklist: &mut Option<Blocklist>,
+    rec: &BlockRecord,
+    now: Timestamp,
+) -> Result<bool, String> {
     if blocklist.is_none() {
-        let b = Blocklist::connect(&config.redis.url, &config.redis.key_prefix).await.map_err(|e| e.to_string())?;
+        let b = Blocklist::connect(&config.redis.url, &config.redis.key_prefix)
+            .await
+            .map_err(|e| e.to_string())?;
         tracing::info!(url = %crate::sink::blocklist::redact_url(&config.redis.url), "connected to Redis");
         *blocklist = Some(b);
     }

@@ -39,8 +39,15 @@ pub fn watchdog_ping() {
 pub fn reloading() {
     // systemd 253 and newer want the monotonic time with RELOADING=1.
     match NotifyState::monotonic_usec_now() {
-        Ok(now) => send(&[NotifyState::Reloading, now, NotifyState::Status("reloading rules and configuration")]),
-        Err(_) => send(&[NotifyState::Reloading, NotifyState::Status("reloading rules and configuration")]),
+        Ok(now) => send(&[
+            NotifyState::Reloading,
+            now,
+            NotifyState::Status("reloading rules and configuration"),
+        ]),
+        Err(_) => send(&[
+            NotifyState::Reloading,
+            NotifyState::Status("reloading rules and configuration"),
+        ]),
     }
 }
 

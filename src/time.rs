@@ -93,7 +93,8 @@ impl<'de> serde::Deserialize<'de> for Timestamp {
     /// The RFC 3339 form that `Serialize` writes.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        parse_rfc3339(s.as_bytes()).ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {s:?}")))
+        parse_rfc3339(s.as_bytes())
+            .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {s:?}")))
     }
 }
 

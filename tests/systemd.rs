@@ -11,7 +11,10 @@ fn unit() -> std::path::PathBuf {
 }
 
 fn have_systemd_analyze() -> bool {
-    let ok = Command::new("systemd-analyze").arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!("systemd-analyze is not installed: skipping (Debian package `systemd`)");
     }
@@ -32,7 +35,12 @@ fn exposure_is_at_most_two() {
     let line = text
         .lines()
         .find(|l| l.contains("Overall exposure level"))
-        .unwrap_or_else(|| panic!("no exposure line in:\n{text}\n{}", String::from_utf8_lossy(&out.stderr)));
+        .unwrap_or_else(|| {
+            panic!(
+                "no exposure line in:\n{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
     let score: f64 = line
         .split(':')
         .nth(1)
@@ -54,7 +62,18 @@ fn verify_is_clean() {
     let text = text.replace("/usr/bin/authwatch", env!("CARGO_BIN_EXE_authwatch"));
     let copy = dir.path().join("authwatch.service");
     std::fs::write(&copy, text).expect("write unit copy");
-    let out = Command::new("systemd-analyze").args(["verify", "--no-pager"]).arg(&copy).output().expect("run systemd-analyze verify");
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify:\n{said}");
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--no-pager"])
+        .arg(&copy)
+        .output()
+        .expect("run systemd-analyze verify");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify:\n{said}"
+    );
 }

@@ -720,7 +720,11 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
         None | Some((_, "enforce")) => false,
         Some((_, "shadow")) => true,
         Some((span, other)) => {
-            errors.push(ctx.err(span, "mode", format!("{other:?} is neither \"enforce\" nor \"shadow\"")));
+            errors.push(ctx.err(
+                span,
+                "mode",
+                format!("{other:?} is neither \"enforce\" nor \"shadow\""),
+            ));
             false
         }
     };
@@ -1243,19 +1247,49 @@ mod tests {
     #[test]
     fn escalate_is_a_rising_ladder_and_sets_the_first_block() {
         let rule = "[[rule]]\nid = \"t\"\n[[rule.pattern]]\nregex = 'fail (?P<ip>\\S+)$'\n";
-        let set = compile(&rule.replace("[[rule.pattern]]", "escalate = [\"15m\", \"1h\", \"24h\"]\n[[rule.pattern]]")).unwrap();
+        let set = compile(&rule.replace(
+            "[[rule.pattern]]",
+            "escalate = [\"15m\", \"1h\", \"24h\"]\n[[rule.pattern]]",
+        ))
+        .unwrap();
         let r = &set.rules()[0];
         assert_eq!(r.escalate, [900, 3600, 86400].map(Duration::from_secs));
         assert_eq!(r.block_for, Duration::from_secs(900), "the first step");
-        let set = compile(&rule.replace("[[rule.pattern]]", "block_for = \"5m\"\nescalate = [\"1h\"]\n[[rule.pattern]]")).unwrap();
-        assert_eq!(set.rules()[0].block_for, Duration::from_secs(300), "given: kept");
+        let set = compile(&rule.replace(
+            "[[rule.pattern]]",
+            "block_for = \"5m\"\nescalate = [\"1h\"]\n[[rule.pattern]]",
+        ))
+        .unwrap();
+        assert_eq!(
+            set.rules()[0].block_for,
+            Duration::from_secs(300),
+            "given: kept"
+        );
         assert!(compile(rule).unwrap().rules()[0].escalate.is_empty());
-        for (ladder, field) in [("[]", "escalate:"), ("[\"1h\",\n \"15m\"]", "escalate[1]:"), ("[\"1h\", \"soon\"]", "escalate[1]:"), ("[\"0s\"]", "escalate[0]:")] {
-            let e = compile(&rule.replace("[[rule.pattern]]", &format!("escalate = {ladder}\n[[rule.pattern]]"))).unwrap_err().to_string();
+        for (ladder, field) in [
+            ("[]", "escalate:"),
+            ("[\"1h\",\n \"15m\"]", "escalate[1]:"),
+            ("[\"1h\", \"soon\"]", "escalate[1]:"),
+            ("[\"0s\"]", "escalate[0]:"),
+        ] {
+            let e = compile(&rule.replace(
+                "[[rule.pattern]]",
+                &format!("escalate = {ladder}\n[[rule.pattern]]"),
+            ))
+            .unwrap_err()
+            .to_string();
             assert!(e.contains(&format!("rule \"t\": {field}")), "{ladder}: {e}");
         }
-        let e = compile(&rule.replace("[[rule.pattern]]", "escalate = [\"1h\",\n  \"15m\"]\n[[rule.pattern]]")).unwrap_err().to_string();
-        assert!(e.starts_with("/etc/authwatch/rules/t.toml:4: rule \"t\": escalate[1]:"), "{e}");
+        let e = compile(&rule.replace(
+            "[[rule.pattern]]",
+            "escalate = [\"1h\",\n  \"15m\"]\n[[rule.pattern]]",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("/etc/authwatch/rules/t.toml:4: rule \"t\": escalate[1]:"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -73,11 +73,21 @@ impl Entry {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum Op {
-    Add { id: u64, record: BlockRecord },
-    Written { id: u64, new: bool },
-    Alerted { id: u64 },
+    Add {
+        id: u64,
+        record: BlockRecord,
+    },
+    Written {
+        id: u64,
+        new: bool,
+    },
+    Alerted {
+        id: u64,
+    },
     /// Given up: expired before it could be written, or dropped at the cap.
-    Dropped { id: u64 },
+    Dropped {
+        id: u64,
+    },
 }
 
 /// Counters for status and metrics.
@@ -113,7 +123,10 @@ impl Outbox {
     /// Opens (or creates, mode 0600) `dir/outbox.jsonl` and replays it.
     pub fn open(dir: &Path) -> Result<Outbox, OutboxError> {
         let path = dir.join("outbox.jsonl");
-        let err = |source| OutboxError::Io { path: path.clone(), source };
+        let err = |source| OutboxError::Io {
+            path: path.clone(),
+            source,
+        };
         let mut entries: BTreeMap<u64, Entry> = BTreeMap::new();
         let mut ops = 0;
         let mut corrupt = 0;
@@ -129,7 +142,15 @@ impl Outbox {
                     // expected corruption; it never held an fsynced op.
                     match serde_json::from_slice::<Op>(&line) {
                         Ok(Op::Add { id, record }) => {
-                            entries.insert(id, Entry { id, record, written: None, alerted: false });
+                            entries.insert(
+                                id,
+                                Entry {
+                                    id,
+                                    record,
+                                    written: None,
+                                    alerted: false,
+                                },
+                            );
                         }
                         Ok(Op::Written { id, new }) => {
                             if let Some(e) = entries.get_mut(&id) {
@@ -151,9 +172,17 @@ impl Outbox {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(err(e)),
         }
-        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(err)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(err)?;
         let next_id = entries.keys().next_back().map_or(1, |k| k + 1);
-        let by_identity = entries.values().map(|e| (identity(&e.record), e.id)).collect();
+        let by_identity = entries
+            .values()
+            .map(|e| (identity(&e.record), e.id))
+            .collect();
         let mut outbox = Outbox {
             path,
             file,
@@ -161,7 +190,10 @@ impl Outbox {
             by_identity,
             next_id,
             ops_in_file: ops,
-            stats: OutboxStats { corrupt_lines: corrupt, ..OutboxStats::default() },
+            stats: OutboxStats {
+                corrupt_lines: corrupt,
+                ..OutboxStats::default()
+            },
         };
         outbox.compact(Timestamp::now())?;
         Ok(outbox)
@@ -173,7 +205,11 @@ impl Outbox {
 
     /// Entries that still need a Redis write or an alert, oldest first.
     pub fn unsettled(&self) -> Vec<Entry> {
-        self.entries.values().filter(|e| !e.is_settled()).cloned().collect()
+        self.entries
+            .values()
+            .filter(|e| !e.is_settled())
+            .cloned()
+            .collect()
     }
 
     /// How many entries still need work.
@@ -194,10 +230,22 @@ impl Outbox {
             }
             let id = self.next_id;
             self.next_id += 1;
-            serde_json::to_writer(&mut buf, &Op::Add { id, record: record.clone() }).map_err(|e| self.io(e.into()))?;
+            serde_json::to_writer(
+                &mut buf,
+                &Op::Add {
+                    id,
+                    record: record.clone(),
+                },
+            )
+            .map_err(|e| self.io(e.into()))?;
             buf.push(b'\n');
             self.by_identity.insert(key, id);
-            let entry = Entry { id, record, written: None, alerted: false };
+            let entry = Entry {
+                id,
+                record,
+                written: None,
+                alerted: false,
+            };
             self.entries.insert(id, entry.clone());
             added.push(entry);
         }
@@ -245,7 +293,13 @@ impl Outbox {
         if pending <= MAX_PENDING {
             return Ok(());
         }
-        let excess: Vec<u64> = self.entries.values().filter(|e| !e.is_settled()).take(pending - MAX_PENDING).map(|e| e.id).collect();
+        let excess: Vec<u64> = self
+            .entries
+            .values()
+            .filter(|e| !e.is_settled())
+            .take(pending - MAX_PENDING)
+            .map(|e| e.id)
+            .collect();
         for id in excess {
             if let Some(e) = self.entries.remove(&id) {
                 tracing::error!(ip = %e.record.ip, rule = %e.record.rule, "outbox full: oldest pending block dropped");
@@ -293,7 +347,10 @@ impl Outbox {
         let mut buf = Vec::new();
         for e in self.entries.values() {
             let ops = [
-                Some(Op::Add { id: e.id, record: e.record.clone() }),
+                Some(Op::Add {
+                    id: e.id,
+                    record: e.record.clone(),
+                }),
                 e.written.map(|new| Op::Written { id: e.id, new }),
                 e.alerted.then_some(Op::Alerted { id: e.id }),
             ];
@@ -303,25 +360,40 @@ impl Outbox {
             }
         }
         write_atomically(&self.path, &buf).map_err(|e| self.io(e))?;
-        self.file = OpenOptions::new().append(true).mode(0o600).open(&self.path).map_err(|e| self.io(e))?;
+        self.file = OpenOptions::new()
+            .append(true)
+            .mode(0o600)
+            .open(&self.path)
+            .map_err(|e| self.io(e))?;
         self.ops_in_file = buf.iter().filter(|&&b| b == b'\n').count();
         Ok(())
     }
 
     fn io(&self, source: io::Error) -> OutboxError {
-        OutboxError::Io { path: self.path.clone(), source }
+        OutboxError::Io {
+            path: self.path.clone(),
+            source,
+        }
     }
 }
 
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the
 /// new content: temp file (0600), fsync, rename, fsync of the directory.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".tmp.{}", std::process::id()));
     let tmp = dir.join(name);
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -360,7 +432,12 @@ mod tests {
     fn decisions_survive_a_reopen_until_settled() {
         let dir = tempfile::tempdir().unwrap();
         let mut ob = Outbox::open(dir.path()).unwrap();
-        let added = ob.add(vec![record("203.0.113.1", 1, 60_000), record("203.0.113.2", 2, 60_000)]).unwrap();
+        let added = ob
+            .add(vec![
+                record("203.0.113.1", 1, 60_000),
+                record("203.0.113.2", 2, 60_000),
+            ])
+            .unwrap();
         assert_eq!(added.len(), 2);
         ob.mark_written(added[0].id, true).unwrap();
         ob.mark_alerted(added[0].id).unwrap();
@@ -382,7 +459,12 @@ mod tests {
         ob.add(vec![record("203.0.113.1", 5, 60_000)]).unwrap();
         drop(ob);
         let mut ob = Outbox::open(dir.path()).unwrap();
-        let again = ob.add(vec![record("203.0.113.1", 5, 60_000), record("203.0.113.1", 6, 60_000)]).unwrap();
+        let again = ob
+            .add(vec![
+                record("203.0.113.1", 5, 60_000),
+                record("203.0.113.1", 6, 60_000),
+            ])
+            .unwrap();
         assert_eq!(again.len(), 1, "only the decision with a new identity");
         assert_eq!(ob.stats().duplicates, 1);
     }
@@ -411,7 +493,9 @@ mod tests {
         drop(ob);
         let text = std::fs::read_to_string(dir.path().join("outbox.jsonl")).unwrap();
         assert_eq!(text, "");
-        let mode = std::fs::metadata(dir.path().join("outbox.jsonl")).unwrap().permissions();
+        let mode = std::fs::metadata(dir.path().join("outbox.jsonl"))
+            .unwrap()
+            .permissions();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(mode.mode() & 0o777, 0o600);
     }

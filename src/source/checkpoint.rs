@@ -92,7 +92,14 @@ impl Checkpoints {
 
     /// Records where reading resumes (`offset`) and how far processing is
     /// durable (`done`), replacing any entry for the same device and inode.
-    pub fn record_progress(&mut self, file: &FileKey, offset: u64, done: Option<u64>, path: &Path, now: u64) {
+    pub fn record_progress(
+        &mut self,
+        file: &FileKey,
+        offset: u64,
+        done: Option<u64>,
+        path: &Path,
+        now: u64,
+    ) {
         self.entries.insert(
             (file.dev, file.ino),
             (

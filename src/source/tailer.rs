@@ -792,7 +792,10 @@ impl SpecState {
             let f = Found::new(path, &meta);
             match self.open(&f, false, pass) {
                 Ok(Some(mut w)) => {
-                    tracing::info!("tailer: draining {}, rotated while stopped", w.path.display());
+                    tracing::info!(
+                        "tailer: draining {}, rotated while stopped",
+                        w.path.display()
+                    );
                     self.stats.rotations.fetch_add(1, Ordering::Relaxed);
                     w.away_since = Some(pass.now);
                     match w.read(self.source, &self.stats, pass) {
@@ -1791,7 +1794,12 @@ mod tests {
         assert_eq!(poll_lines(&mut t), vec!["one"]);
         let mut cps = Checkpoints::new();
         for f in t.followed() {
-            cps.record(&f.file, f.offset, &f.path, crate::source::checkpoint::unix_now());
+            cps.record(
+                &f.file,
+                f.offset,
+                &f.path,
+                crate::source::checkpoint::unix_now(),
+            );
         }
         drop(t);
         // While stopped: two more lines, then logrotate renames and creates.

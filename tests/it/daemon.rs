@@ -255,6 +255,10 @@ window = "60s"
     let body: serde_json::Value = serde_json::from_slice(&alerts[0].body).expect("JSON alert");
     assert_eq!(body["ip"], "203.0.113.40");
     assert_eq!(body["shadow"], true, "{body}");
-    assert_eq!(block_json(&mut conn, "203.0.113.40").await, None, "shadow mode writes no block");
+    assert_eq!(
+        block_json(&mut conn, "203.0.113.40").await,
+        None,
+        "shadow mode writes no block"
+    );
     daemon.wait_for_log("would block (shadow mode)", DEADLINE);
 }

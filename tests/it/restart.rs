@@ -12,13 +12,18 @@ use crate::common::daemon::{sshd_failures, sshd_line_at, TestHost};
 use crate::common::{Receiver, RedisServer, DEADLINE};
 
 async fn exists(conn: &mut redis::aio::MultiplexedConnection, ip: &str) -> bool {
-    conn.exists(format!("authwatch:block:{ip}")).await.expect("EXISTS")
+    conn.exists(format!("authwatch:block:{ip}"))
+        .await
+        .expect("EXISTS")
 }
 
 async fn wait_for_block(conn: &mut redis::aio::MultiplexedConnection, ip: &str) {
     let until = std::time::Instant::now() + DEADLINE;
     while !exists(conn, ip).await {
-        assert!(std::time::Instant::now() < until, "{ip} was not blocked within {DEADLINE:?}");
+        assert!(
+            std::time::Instant::now() < until,
+            "{ip} was not blocked within {DEADLINE:?}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
@@ -30,8 +35,14 @@ fn alerts_for(receiver: &Receiver, ip: &str) -> usize {
     let ids: std::collections::HashSet<String> = receiver
         .requests()
         .iter()
-        .filter(|r| serde_json::from_slice::<serde_json::Value>(&r.body).is_ok_and(|v| v["ip"] == ip))
-        .map(|r| r.header("x-authwatch-event-id").unwrap_or_default().to_owned())
+        .filter(|r| {
+            serde_json::from_slice::<serde_json::Value>(&r.body).is_ok_and(|v| v["ip"] == ip)
+        })
+        .map(|r| {
+            r.header("x-authwatch-event-id")
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect();
     ids.len()
 }
@@ -73,8 +84,14 @@ async fn failures_survive_a_restart(kill: bool) {
     host.append("auth.log", &sshd_failures("198.51.100.2", 50, 4000));
     wait_for_block(&mut conn, "198.51.100.2").await;
 
-    assert!(exists(&mut conn, "203.0.113.11").await, "49 before the restart + 1 after must block");
-    assert!(!exists(&mut conn, "203.0.113.10").await, "48 + 1 must not block: a line was counted twice");
+    assert!(
+        exists(&mut conn, "203.0.113.11").await,
+        "49 before the restart + 1 after must block"
+    );
+    assert!(
+        !exists(&mut conn, "203.0.113.10").await,
+        "48 + 1 must not block: a line was counted twice"
+    );
     let alerts = receiver.wait_for_requests(3, DEADLINE).await;
     assert_eq!(alerts_for(&receiver, "198.51.100.1"), 1, "{alerts:?}");
     assert_eq!(alerts_for(&receiver, "203.0.113.11"), 1, "{alerts:?}");
@@ -109,11 +126,18 @@ async fn a_block_decided_just_before_sigkill_is_written_and_alerted_once() {
     wait_for_block(&mut conn, "198.51.100.3").await;
     receiver.wait_for_requests(2, DEADLINE).await;
 
-    assert_eq!(alerts_for(&receiver, "203.0.113.20"), 1, "one alert, not one per start");
+    assert_eq!(
+        alerts_for(&receiver, "203.0.113.20"),
+        1,
+        "one alert, not one per start"
+    );
     let first = events.next_message(DEADLINE).await;
     let second = events.next_message(DEADLINE).await;
     assert!(String::from_utf8_lossy(&first).contains("203.0.113.20"));
-    assert!(String::from_utf8_lossy(&second).contains("198.51.100.3"), "no second event for the first block");
+    assert!(
+        String::from_utf8_lossy(&second).contains("198.51.100.3"),
+        "no second event for the first block"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,15 +152,28 @@ async fn lines_written_while_down_are_read_and_past_blocks_are_not_written() {
 
     // While the daemon is down: an attack now, and one two hours ago whose
     // 15-minute block has long expired.
-    let two_hours_ago = authwatch::time::Timestamp::now().saturating_sub(std::time::Duration::from_secs(7200));
+    let two_hours_ago =
+        authwatch::time::Timestamp::now().saturating_sub(std::time::Duration::from_secs(7200));
     let old: Vec<String> = (0..50)
-        .map(|i| sshd_line_at(two_hours_ago, 7000 + i, &format!("Failed password for root from 203.0.113.31 port {} ssh2", 40000 + i)))
+        .map(|i| {
+            sshd_line_at(
+                two_hours_ago,
+                7000 + i,
+                &format!(
+                    "Failed password for root from 203.0.113.31 port {} ssh2",
+                    40000 + i
+                ),
+            )
+        })
         .collect();
     host.append("auth.log", &old);
     host.append("auth.log", &sshd_failures("203.0.113.30", 50, 1000));
 
     let daemon = host.start_daemon();
     wait_for_block(&mut conn, "203.0.113.30").await;
-    assert!(!exists(&mut conn, "203.0.113.31").await, "a block that would already have expired is not written");
+    assert!(
+        !exists(&mut conn, "203.0.113.31").await,
+        "a block that would already have expired is not written"
+    );
     daemon.wait_for_log("already expired", DEADLINE);
 }

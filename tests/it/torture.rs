@@ -61,12 +61,25 @@ impl Run {
                 let i = self.next;
                 let ip = if i.is_multiple_of(5) {
                     // The canonical text, as the block key spells it.
-                    std::net::Ipv6Addr::new(0x2001, 0xdb8, (i >> 16) as u16, 0, 0, 0, 0, (i & 0xffff) as u16).to_string()
+                    std::net::Ipv6Addr::new(
+                        0x2001,
+                        0xdb8,
+                        (i >> 16) as u16,
+                        0,
+                        0,
+                        0,
+                        0,
+                        (i & 0xffff) as u16,
+                    )
+                    .to_string()
                 } else {
                     format!("100.{}.{}.{}", 64 + (i >> 16), (i >> 8) & 0xff, i & 0xff)
                 };
                 self.written.push(ip.clone());
-                sshd_line(i, &format!("Failed password for root from {ip} port 22 ssh2"))
+                sshd_line(
+                    i,
+                    &format!("Failed password for root from {ip} port 22 ssh2"),
+                )
             })
             .collect();
         self.host.append("auth.log", &lines);
@@ -86,8 +99,15 @@ impl Run {
                 return;
             }
             if std::time::Instant::now() >= until {
-                let logs = self.daemon.as_ref().map(|d| d.logs().join("\n")).unwrap_or_default();
-                panic!("daemon did not catch up: {n} of {} blocked\n{logs}", self.written.len());
+                let logs = self
+                    .daemon
+                    .as_ref()
+                    .map(|d| d.logs().join("\n"))
+                    .unwrap_or_default();
+                panic!(
+                    "daemon did not catch up: {n} of {} blocked\n{logs}",
+                    self.written.len()
+                );
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
@@ -102,7 +122,12 @@ fn alerted_ips(body: &[u8]) -> Vec<String> {
     if let Some(ip) = v["ip"].as_str() {
         return vec![ip.to_owned()];
     }
-    v["blocks"].as_array().into_iter().flatten().filter_map(|b| b["ip"].as_str().map(str::to_owned)).collect()
+    v["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["ip"].as_str().map(str::to_owned))
+        .collect()
 }
 
 async fn torture(seed: u64) {
@@ -120,26 +145,40 @@ async fn torture(seed: u64) {
     );
     host.append("auth.log", &[]);
     let mut conn = redis.conn().await;
-    let mut run = Run { host, daemon: None, written: Vec::new(), next: 0 };
+    let mut run = Run {
+        host,
+        daemon: None,
+        written: Vec::new(),
+        next: 0,
+    };
     run.start();
     let log = run.host.log("auth.log");
     let mut rotations = 0;
 
     for _ in 0..14 {
         let op = rng.below(10);
-        eprintln!("seed {seed}: op {op}, written {}, daemon {}", run.written.len(), run.daemon.is_some());
+        eprintln!(
+            "seed {seed}: op {op}, written {}, daemon {}",
+            run.written.len(),
+            run.daemon.is_some()
+        );
         match op {
             0..=3 => run.append(&mut rng),
             4 => {
                 // rename-and-create, as logrotate's `create` does.
                 rotations += 1;
-                std::fs::rename(&log, run.host.log(&format!("auth.log.{rotations}"))).expect("rotate");
+                std::fs::rename(&log, run.host.log(&format!("auth.log.{rotations}")))
+                    .expect("rotate");
                 run.host.append("auth.log", &[]);
             }
             5 if run.daemon.is_some() => {
                 run.caught_up(&mut conn).await;
                 std::fs::copy(&log, run.host.log("auth.log.copy")).expect("copy");
-                std::fs::OpenOptions::new().write(true).truncate(true).open(&log).expect("truncate");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(&log)
+                    .expect("truncate");
             }
             6 if run.daemon.is_some() => {
                 run.caught_up(&mut conn).await;
@@ -168,10 +207,16 @@ async fn torture(seed: u64) {
     run.caught_up(&mut conn).await;
 
     let keys: Vec<String> = conn.keys("authwatch:block:*").await.expect("KEYS");
-    let blocked: HashSet<String> = keys.iter().map(|k| k.trim_start_matches("authwatch:block:").to_owned()).collect();
+    let blocked: HashSet<String> = keys
+        .iter()
+        .map(|k| k.trim_start_matches("authwatch:block:").to_owned())
+        .collect();
     let written: HashSet<String> = run.written.iter().cloned().collect();
     assert_eq!(written.len(), run.written.len(), "unique addresses");
-    assert_eq!(blocked, written, "seed {seed}: the blocks are exactly the lines written");
+    assert_eq!(
+        blocked, written,
+        "seed {seed}: the blocks are exactly the lines written"
+    );
 
     let until = std::time::Instant::now() + DEADLINE;
     loop {
@@ -180,7 +225,11 @@ async fn torture(seed: u64) {
         // hit between delivery and bookkeeping carries the same id.
         let mut ids = HashSet::new();
         for r in receiver.requests() {
-            if !ids.insert(r.header("x-authwatch-event-id").unwrap_or_default().to_owned()) {
+            if !ids.insert(
+                r.header("x-authwatch-event-id")
+                    .unwrap_or_default()
+                    .to_owned(),
+            ) {
                 continue;
             }
             for ip in alerted_ips(&r.body) {
@@ -188,19 +237,33 @@ async fn torture(seed: u64) {
             }
         }
         let twice: Vec<_> = seen.iter().filter(|(_, &n)| n > 1).collect();
-        assert!(twice.is_empty(), "seed {seed}: alerted more than once: {twice:?}");
+        assert!(
+            twice.is_empty(),
+            "seed {seed}: alerted more than once: {twice:?}"
+        );
         if seen.len() == written.len() {
             break;
         }
-        assert!(std::time::Instant::now() < until, "seed {seed}: {} of {} alerts arrived", seen.len(), written.len());
+        assert!(
+            std::time::Instant::now() < until,
+            "seed {seed}: {} of {} alerts arrived",
+            seen.len(),
+            written.len()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_line_is_blocked_once_through_rotation_truncation_and_kills() {
-    let runs: u64 = std::env::var("AUTHWATCH_TORTURE_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
-    match std::env::var("AUTHWATCH_TORTURE_SEED").ok().and_then(|s| s.parse().ok()) {
+    let runs: u64 = std::env::var("AUTHWATCH_TORTURE_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    match std::env::var("AUTHWATCH_TORTURE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         Some(seed) => torture(seed).await,
         None => {
             for seed in 1..=runs {
