@@ -51,9 +51,11 @@
 //!   stand, none is evicted, whatever the flood;
 //! * the cost is O(1) amortised per hit, with no list to maintain: a hit on
 //!   a key of the current generation is one lookup, any other hit three;
-//!   a retirement walks the retiring generation once, a pause of a few
-//!   milliseconds at a million keys, once per `max_keys / 4` new keys at
-//!   the least.
+//!   a retirement walks the retiring generation once, once per
+//!   `max_keys / 4` new keys at the least: a pause of 20 to 30 ms at a
+//!   million keys (release build, busy 2-core machine; see
+//!   `tests::flood_at_the_cap` in `detector/mod.rs`), where a flood of new
+//!   keys goes at about 0.6 M a second.
 //!
 //! An evicted key counts afresh, like a swept one: its failures so far are
 //! lost, and a block it stood for is decided again (repeating the alert and
