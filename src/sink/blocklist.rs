@@ -259,6 +259,9 @@ impl Blocklist {
     /// Connects to Redis and checks that it answers, failing within about
     /// three seconds if it does not.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<Blocklist, BlocklistError> {
+        // `rediss://` goes through rustls, which needs the process-wide
+        // crypto provider (ring) installed first; cheap when already done.
+        crate::sink::alert::install_tls_provider();
         let shown_url = redact_url(url);
         let client = redis::Client::open(url).map_err(|e| BlocklistError::InvalidUrl {
             url: shown_url.clone(),

@@ -72,3 +72,23 @@ async fn a_daemon_restart_during_the_outage_still_writes_the_block() {
     let ttl = wait_for_key(&redis, "203.0.113.51").await;
     assert!((800..=900).contains(&ttl), "{ttl}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_url_is_understood_and_its_failure_reported_without_the_password() {
+    // Nothing listens on port 1: the point is that `rediss://` is a URL the
+    // client accepts (TLS is compiled in) and that the error hides the
+    // password.
+    let e = authwatch::sink::blocklist::Blocklist::connect(
+        "rediss://:s3cr3t-pass@127.0.0.1:1/0",
+        "authwatch:",
+    )
+    .await
+    .err()
+    .expect("nothing listens there")
+    .to_string();
+    assert!(!e.contains("s3cr3t-pass"), "{e}");
+    assert!(
+        !e.to_lowercase().contains("invalid url") && !e.contains("not supported"),
+        "{e}"
+    );
+}
