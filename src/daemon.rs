@@ -215,6 +215,7 @@ pub async fn run(
     {
         let writer = writer(
             config.clone(),
+            rules.clone(),
             alerter,
             outbox.clone(),
             backlog,
@@ -852,8 +853,13 @@ pub fn record(d: &Decision, host: &str, now: Timestamp) -> BlockRecord {
 
 /// Carries outbox entries to Redis, in order, retrying while Redis is
 /// away, and alerts on every new block.
+// Each argument is a distinct piece of the wiring (where to write, the
+// rules' ladders, the queue, its channels, health and shutdown); bundling
+// them would only move the list into a struct used once.
+#[allow(clippy::too_many_arguments)]
 async fn writer(
     config: Config,
+    rules: Arc<RuleSet>,
     alerter: Alerter,
     outbox: Arc<Mutex<Outbox>>,
     backlog: Vec<Entry>,
@@ -908,7 +914,7 @@ async fn writer(
         };
         let now = Timestamp::now();
         let result = match entry.written {
-            Some(new) => Ok(new),
+            Some(new) => Ok((new, entry.record.clone())),
             None if entry.record.ttl_secs(now) == 0 => {
                 tracing::info!(ip = %entry.record.ip, rule = %entry.record.rule, expires_at = %entry.record.expires_at, "block decided for a past attack has already expired; not written");
                 let _ = lock(&outbox).mark_expired(entry.id);
@@ -918,14 +924,22 @@ async fn writer(
             }
             None if entry.record.shadow => {
                 tracing::warn!(ip = %entry.record.ip, rule = %entry.record.rule, count = entry.record.count, "would block (shadow mode): not written");
-                Ok(true)
+                Ok((true, entry.record.clone()))
             }
-            None => write_block(&config, &mut blocklist, &entry.record, now)
-                .await
-                .map(|new| new || recovered.contains(&entry.id)),
+            None => {
+                // The rule's ladder; a rule since removed has none.
+                let ladder = rules
+                    .rules()
+                    .iter()
+                    .find(|r| *r.id == *entry.record.rule)
+                    .map_or(&[][..], |r| r.escalate.as_slice());
+                write_block(&config, &mut blocklist, &entry.record, ladder, now)
+                    .await
+                    .map(|(new, written)| (new || recovered.contains(&entry.id), written))
+            }
         };
         match result {
-            Ok(new) => {
+            Ok((new, written)) => {
                 if entry.written.is_none() {
                     let latency = Timestamp::now().since(entry.record.blocked_at);
                     metrics::histogram!(crate::api::metrics::DETECTION_LATENCY)
@@ -941,14 +955,14 @@ async fn writer(
                 }
                 let mut ob = lock(&outbox);
                 if entry.written.is_none() {
-                    if let Err(e) = ob.mark_written(entry.id, new) {
+                    if let Err(e) = ob.mark_written_as(entry.id, new, Some(written.clone())) {
                         tracing::error!(error = %e, "cannot record progress in the outbox");
                     }
                 }
                 if new && !entry.alerted {
                     // Settled (and recorded so) once every destination is
                     // done with it; a crash before that alerts again.
-                    in_flight.push((entry.id, alerter.notify(&entry.record)));
+                    in_flight.push((entry.id, alerter.notify(&written)));
                 }
                 pending.pop_front();
                 backoff = Duration::from_millis(200);
@@ -989,13 +1003,16 @@ fn settle_alerts(outbox: &Mutex<Outbox>, in_flight: &mut Vec<(u64, std::sync::We
     });
 }
 
-/// Writes one block; `Ok(true)` if it is new (and must be alerted).
+/// Writes one block as an offence, its duration from `ladder`; `Ok(true)`
+/// if it is new (and must be alerted), with the record as written: alert
+/// with that one, which carries the offence and the expiry used.
 async fn write_block(
     config: &Config,
     blocklist: &mut Option<Blocklist>,
     rec: &BlockRecord,
+    ladder: &[Duration],
     now: Timestamp,
-) -> Result<bool, String> {
+) -> Result<(bool, BlockRecord), String> {
     if blocklist.is_none() {
         let b = Blocklist::connect(&config.redis.url, &config.redis.key_prefix)
             .await
@@ -1006,22 +1023,28 @@ async fn write_block(
     let Some(bl) = blocklist.as_ref() else {
         return Err("no Redis connection".into());
     };
-    match bl.write(rec, now).await.map_err(|e| e.to_string())? {
+    let written = bl
+        .write_offense(rec, ladder, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let rec = &written.record;
+    let new = match written.outcome {
         WriteOutcome::New => {
-            tracing::warn!(ip = %rec.ip, rule = %rec.rule, count = rec.count, expires_at = %rec.expires_at, "blocked");
-            Ok(true)
+            tracing::warn!(ip = %rec.ip, rule = %rec.rule, count = rec.count, offense = rec.offense, expires_at = %rec.expires_at, "blocked");
+            true
         }
         WriteOutcome::Extended => {
-            tracing::info!(ip = %rec.ip, rule = %rec.rule, expires_at = %rec.expires_at, "block extended");
-            Ok(false)
+            tracing::info!(ip = %rec.ip, rule = %rec.rule, offense = rec.offense, expires_at = %rec.expires_at, "block extended");
+            false
         }
         WriteOutcome::Unchanged => {
             tracing::debug!(ip = %rec.ip, rule = %rec.rule, "already blocked for longer");
-            Ok(false)
+            false
         }
         WriteOutcome::Expired => {
             tracing::info!(ip = %rec.ip, rule = %rec.rule, expires_at = %rec.expires_at, "block decided for a past attack has already expired; not written");
-            Ok(false)
+            false
         }
-    }
+    };
+    Ok((new, written.record))
 }

@@ -80,6 +80,11 @@ enum Op {
     Written {
         id: u64,
         new: bool,
+        /// The record as Redis took it, when it differs from the decided one
+        /// (an escalated expiry, the offence number): a re-sent alert must
+        /// carry what was first sent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        record: Option<BlockRecord>,
     },
     Alerted {
         id: u64,
@@ -152,9 +157,12 @@ impl Outbox {
                                 },
                             );
                         }
-                        Ok(Op::Written { id, new }) => {
+                        Ok(Op::Written { id, new, record }) => {
                             if let Some(e) = entries.get_mut(&id) {
                                 e.written = Some(new);
+                                if let Some(r) = record {
+                                    e.record = r;
+                                }
                             }
                         }
                         Ok(Op::Alerted { id }) => {
@@ -259,9 +267,25 @@ impl Outbox {
 
     /// The block is in Redis (or was refused as already there).
     pub fn mark_written(&mut self, id: u64, new: bool) -> Result<(), OutboxError> {
+        self.mark_written_as(id, new, None)
+    }
+
+    /// Like [`Outbox::mark_written`], recording the record as Redis took it
+    /// when it differs from the decided one.
+    pub fn mark_written_as(
+        &mut self,
+        id: u64,
+        new: bool,
+        written: Option<BlockRecord>,
+    ) -> Result<(), OutboxError> {
         if let Some(e) = self.entries.get_mut(&id) {
             e.written = Some(new);
-            self.log(&Op::Written { id, new })?;
+            let record = written.filter(|w| *w != e.record);
+            if let Some(w) = &record {
+                // The identity (rule, ip, last_seen) is unchanged.
+                e.record = w.clone();
+            }
+            self.log(&Op::Written { id, new, record })?;
         }
         Ok(())
     }
@@ -283,7 +307,11 @@ impl Outbox {
             if let Some(e) = self.entries.get_mut(&id) {
                 e.written = Some(false);
             }
-            self.log(&Op::Written { id, new: false })?;
+            self.log(&Op::Written {
+                id,
+                new: false,
+                record: None,
+            })?;
         }
         Ok(())
     }
@@ -351,7 +379,11 @@ impl Outbox {
                     id: e.id,
                     record: e.record.clone(),
                 }),
-                e.written.map(|new| Op::Written { id: e.id, new }),
+                e.written.map(|new| Op::Written {
+                    id: e.id,
+                    new,
+                    record: None,
+                }),
                 e.alerted.then_some(Op::Alerted { id: e.id }),
             ];
             for op in ops.into_iter().flatten() {

@@ -351,3 +351,71 @@ async fn without_a_ladder_offences_are_counted_and_block_for_is_kept() {
         assert!(bl.remove(ip).await.unwrap());
     }
 }
+
+/// The daemon passes its rules' ladders: a first offence gets the first
+/// step, an address with two offences on record (from another host, say)
+/// gets the third, and the alert carries what Redis holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_blocks_by_the_rule_s_ladder() {
+    use crate::common::daemon::TestHost;
+    use crate::common::Receiver;
+
+    let server = RedisServer::start();
+    let receiver = Receiver::start().await;
+    let mut conn = server.conn().await;
+    let rules = "[[rule]]\nid = \"fail\"\nthreshold = 3\nwindow = \"60s\"\nescalate = [\"15m\", \"1h\", \"6h\"]\n\n  [[rule.pattern]]\n  regex = '^fail (?P<ip>\\S+)$'\n";
+    let host = TestHost::with_rules(
+        &server.url(),
+        rules,
+        &format!(
+            "[[source]]\nname = \"app\"\npath = \"log/app.log\"\n\n[[alert]]\nkind = \"webhook\"\nurl = \"{}\"\n",
+            receiver.url("/authwatch")
+        ),
+    );
+    host.append("app.log", &["starting".to_owned()]);
+    let _: () = conn
+        .hset_multiple(
+            "authwatch:offenses:198.51.100.9",
+            &[("count", "2"), ("last", "fail|1")],
+        )
+        .await
+        .unwrap();
+    let _daemon = host.start_daemon();
+
+    let fail = |ip: &str| vec![format!("fail {ip}"); 3];
+    host.append("app.log", &fail("203.0.113.7"));
+    host.append("app.log", &fail("198.51.100.9"));
+
+    for (ip, offense, secs) in [("203.0.113.7", 1, 15 * MIN), ("198.51.100.9", 3, 6 * HOUR)] {
+        let key = format!("authwatch:block:{ip}");
+        let blocked = eventually(DEADLINE, || {
+            let mut conn = conn.clone();
+            let key = key.clone();
+            async move { conn.exists::<_, bool>(&key).await.unwrap() }
+        })
+        .await;
+        assert!(blocked, "{ip} not blocked");
+        let stored: String = conn.get(&key).await.unwrap();
+        let rec: BlockRecord = serde_json::from_str(&stored).unwrap();
+        assert_eq!(
+            (rec.offense, rec.block_for_secs),
+            (offense, secs),
+            "{stored}"
+        );
+        assert_eq!(
+            rec.expires_at,
+            rec.last_seen.saturating_add(Duration::from_secs(secs))
+        );
+        let ttl: i64 = conn.ttl(&key).await.unwrap();
+        assert!(ttl > secs as i64 - 10 && ttl <= secs as i64, "TTL {ttl}");
+        let alerted = eventually(DEADLINE, || {
+            let found = receiver
+                .requests()
+                .iter()
+                .any(|r| r.body == stored.as_bytes());
+            async move { found }
+        })
+        .await;
+        assert!(alerted, "the alert is the stored JSON: {stored}");
+    }
+}

@@ -83,8 +83,7 @@ async fn a_tls_url_is_understood_and_its_failure_reported_without_the_password()
         "authwatch:",
     )
     .await
-    .err()
-    .expect("nothing listens there")
+    .expect_err("nothing listens there")
     .to_string();
     assert!(!e.contains("s3cr3t-pass"), "{e}");
     assert!(
