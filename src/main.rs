@@ -214,31 +214,74 @@ fn run_daemon(path: &std::path::Path) -> anyhow::Result<ExitCode> {
         .thread_name("authwatch")
         .build()
         .context("cannot start the runtime")?;
-    rt.block_on(async move {
+    let config_path = path.to_owned();
+    let reload = rt.block_on(async move {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let signals = shutdown.clone();
-        tokio::spawn(async move {
-            wait_for_stop_signal().await;
+        let waiter = tokio::spawn(async move {
+            let reload = wait_for_signal(&config_path).await;
             signals.cancel();
+            reload
         });
-        authwatch::daemon::run(config, rules, shutdown, || {}).await
+        authwatch::daemon::run(config, rules, shutdown, || {}).await?;
+        Ok::<bool, anyhow::Error>(waiter.await.unwrap_or(false))
     })?;
-    Ok(ExitCode::SUCCESS)
+    drop(rt);
+    if reload {
+        reexec()
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
-async fn wait_for_stop_signal() {
+/// A reload is a clean stop and an exec of ourselves with the same
+/// arguments: the same pid for systemd, and every window rebuilt from the
+/// lines the checkpoints make us read again — under the new rules, so a
+/// changed threshold applies to the counts already there.
+fn reexec() -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("cannot find our own executable to reload")?;
+    tracing::info!("reloading: starting again with the new configuration and rules");
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    Err(anyhow::Error::new(err).context("cannot exec ourselves to reload"))
+}
+
+/// Waits for SIGTERM or SIGINT (returns false: stop), or for a SIGHUP whose
+/// new configuration and rules are valid (returns true: reload). A SIGHUP
+/// with a broken configuration or rule is reported and the running rules
+/// stay in place.
+async fn wait_for_signal(config: &std::path::Path) -> bool {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         std::future::pending::<()>().await;
-        return;
+        return false;
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM received"); return false; }
+            _ = int.recv() => { tracing::info!("SIGINT received"); return false; }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP received: checking the new configuration and rules");
+                match Config::load(config).map_err(|e| e.to_string()).and_then(|c| RuleSet::load_dir(&c.rules_dir).map_err(|e| e.to_string())) {
+                    Ok(set) => {
+                        tracing::info!(rules = set.rules().len(), "reload: new configuration and rules are valid");
+                        authwatch::systemd::reloading();
+                        return true;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "reload refused: the running rules stay in place");
+                        authwatch::systemd::status(&format!("reload refused: {}", e.lines().next().unwrap_or("")));
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@ mod common;
 mod daemon;
 mod escalation;
 mod outage;
+mod reload;
 mod restart;
 mod sink;
 mod torture;

@@ -127,6 +127,30 @@ impl Daemon {
         }
     }
 
+    /// Sends a signal (e.g. `libc::SIGHUP`) to the running daemon.
+    pub fn signal(&self, sig: libc::c_int) {
+        let child = self.child.as_ref().expect("daemon running");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    }
+
+    /// Polls the log until `needle` has appeared `n` times.
+    pub fn wait_for_log_count(&self, needle: &str, n: usize, deadline: Duration) {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            if self.logs().iter().filter(|l| l.contains(needle)).count() >= n {
+                return;
+            }
+            if std::time::Instant::now() > until {
+                panic!(
+                    "authwatch did not log {needle:?} {n} times within {deadline:?}:\n{}",
+                    self.logs().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL: no chance to save anything.
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("daemon running");

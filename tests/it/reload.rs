@@ -1,0 +1,85 @@
+//! `systemctl reload` (SIGHUP): a tuned threshold applies to the counts
+//! already there, and a broken rule file is refused with the running rules
+//! kept in place.
+
+use redis::AsyncCommands;
+
+use crate::common::daemon::{sshd_failures, TestHost};
+use crate::common::{RedisServer, DEADLINE};
+
+fn rule(threshold: u32) -> String {
+    format!(
+        r#"
+[[rule]]
+id = "tuned"
+format = "syslog"
+programs = ["sshd"]
+threshold = {threshold}
+window = "60s"
+  [[rule.pattern]]
+  regex = '^Failed password for .* from (?P<ip>\S+) port \d+ ssh2$'
+"#
+    )
+}
+
+async fn blocked(conn: &mut redis::aio::MultiplexedConnection, ip: &str) -> bool {
+    conn.exists(format!("authwatch:block:{ip}"))
+        .await
+        .expect("EXISTS")
+}
+
+async fn wait_for_block(conn: &mut redis::aio::MultiplexedConnection, ip: &str) {
+    let until = std::time::Instant::now() + DEADLINE;
+    while !blocked(conn, ip).await {
+        assert!(
+            std::time::Instant::now() < until,
+            "{ip} was not blocked within {DEADLINE:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_counts_under_a_new_threshold_and_refuses_a_broken_rule() {
+    let redis = RedisServer::start();
+    let host = TestHost::with_rules(
+        &redis.url(),
+        &rule(10),
+        "[[source]]\nname = \"sshd\"\npath = \"log/auth.log\"\n",
+    );
+    host.append("auth.log", &[]);
+    let mut conn = redis.conn().await;
+    let daemon = host.start_daemon();
+
+    host.append("auth.log", &sshd_failures("203.0.113.60", 6, 100));
+    host.append("auth.log", &sshd_failures("198.51.100.60", 10, 200));
+    wait_for_block(&mut conn, "198.51.100.60").await;
+    assert!(!blocked(&mut conn, "203.0.113.60").await);
+
+    // Tune the threshold down to 8 and reload: the 6 failures still count.
+    std::fs::write(host.dir.path().join("rules/test.toml"), rule(8)).expect("rewrite rule");
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_for_log_count(" ready", 2, DEADLINE);
+    host.append("auth.log", &sshd_failures("203.0.113.60", 2, 106));
+    wait_for_block(&mut conn, "203.0.113.60").await;
+
+    // A broken rule file: refused, and the running rules go on blocking.
+    std::fs::write(
+        host.dir.path().join("rules/broken.toml"),
+        "[[rule]]\nid = \"broken\"\nthreshold = 0\n",
+    )
+    .expect("write");
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_for_log("reload refused", DEADLINE);
+    host.append("auth.log", &sshd_failures("203.0.113.61", 8, 300));
+    wait_for_block(&mut conn, "203.0.113.61").await;
+    assert_eq!(
+        daemon
+            .logs()
+            .iter()
+            .filter(|l| l.contains(" ready"))
+            .count(),
+        2,
+        "no third start"
+    );
+}
