@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
         (Ok(()), Err(e)) => {
             let msg = e.to_string();
             let lenient = std::str::from_utf8(line).is_err()
-                || msg.contains("surrogate")
+                || has_surrogate_escape(line)
                 || msg.contains("out of range");
             assert!(
                 lenient,
@@ -76,4 +76,16 @@ fn depth(v: &serde_json::Value) -> usize {
         serde_json::Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
         _ => 0,
     }
+}
+
+/// Whether `line` holds a `\uD800`..`\uDFFF` escape: half of a surrogate
+/// pair, which the scanner turns into U+FFFD when it stands alone and
+/// serde_json rejects (with messages that vary with what follows it).
+fn has_surrogate_escape(line: &[u8]) -> bool {
+    line.windows(4).any(|w| {
+        w[0] == b'\\'
+            && w[1] == b'u'
+            && matches!(w[2], b'd' | b'D')
+            && matches!(w[3], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+    })
 }
