@@ -889,6 +889,24 @@ url = "https://hooks.slack.com/services/T000/B000/XXXX"
     }
 
     #[test]
+    fn the_shipped_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/authwatch.toml");
+        let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.sources[0].name, "sshd");
+    }
+
+    #[test]
+    fn a_journal_source_is_read_and_path_or_journal_is_required() {
+        let c = parse("[[source]]\nname = \"sshd\"\njournal = { units = [\"ssh.service\"], identifiers = [\"sshd\"] }\n").unwrap();
+        let j = c.sources[0].journal.as_ref().expect("a journal source");
+        assert_eq!(j.units, ["ssh.service"]);
+        let e = error("[[source]]\nname = \"x\"\n");
+        assert!(e.contains(":2: source.path:"), "{e}");
+        let e = error("[[source]]\nname = \"x\"\npath = \"/a\"\njournal = { units = [\"ssh\"] }\n");
+        assert!(e.contains("source.journal"), "{e}");
+    }
+
+    #[test]
     fn relative_paths_are_taken_from_the_config_directory() {
         let c = Config::parse(Path::new("/opt/aw/authwatch.toml"), "rules_dir = \"rules\"\n[[source]]\nname = \"x\"\npath = \"log/a.log\"\nstart_at = \"beginning\"\n").unwrap();
         assert_eq!(c.rules_dir, PathBuf::from("/opt/aw/rules"));
