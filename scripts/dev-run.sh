@@ -42,4 +42,8 @@ path = "$dev/log/access.log"
 TOML
 echo "authwatch: config $dev/authwatch.toml; append failure lines to $dev/log/auth.log (see the top of this script)" >&2
 cargo build --release --locked -q
-exec target/release/authwatch run --config "$dev/authwatch.toml"
+# authwatch refuses to run as root without being told: a trial run as
+# root (a fresh VM, a container) is told here.
+allow_root=""
+if [ "$(id -u)" -eq 0 ]; then allow_root="--allow-root"; fi
+exec target/release/authwatch run --config "$dev/authwatch.toml" $allow_root

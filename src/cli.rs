@@ -25,6 +25,10 @@ pub enum Command {
         /// Configuration file.
         #[arg(long, short, env = "AUTHWATCH_CONFIG", default_value = crate::config::DEFAULT_CONFIG_PATH)]
         config: PathBuf,
+        /// Run even as root. authwatch needs no privilege: run it as a
+        /// dedicated user in the `adm` group (the shipped unit does).
+        #[arg(long)]
+        allow_root: bool,
     },
     /// Replay log files through the rules from their start, at their own
     /// event times, and print every block decision (nothing is written to

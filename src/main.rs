@@ -102,7 +102,10 @@ fn rules_from(args: &RulesArgs) -> anyhow::Result<(RuleSet, Allowlist, usize)> {
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { config } => run_daemon(&config),
+        Command::Run { config, allow_root } => {
+            authwatch::privilege::refuse_root(allow_root).map_err(|e| Usage(e.to_string()))?;
+            run_daemon(&config)
+        }
         Command::Replay {
             rules,
             threshold,

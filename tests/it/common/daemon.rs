@@ -79,6 +79,8 @@ impl Daemon {
     pub fn start(config: &Path) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_authwatch"))
             .arg("run")
+            // Whoever runs the tests (root in CI).
+            .arg("--allow-root")
             .arg("--config")
             .arg(config)
             .env("AUTHWATCH_LOG", "info")
