@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use memchr::memmem;
 
-use super::json_scan::{path_is, Flow, PathSeg, Scalar, Scanner};
+use super::json_scan::{dotted_len, path_is, Flow, PathSeg, Scalar, Scanner};
 use crate::ip::parse_client_ip_or_socket;
 use crate::time::{SyslogClock, Timestamp};
 
@@ -52,7 +52,10 @@ impl Predicate {
     fn holds(&self, text: &str) -> bool {
         match &self.op {
             Op::Equals(v) => text == v,
-            Op::Contains(finders) => finders.iter().any(|f| f.find(text.as_bytes()).is_some()),
+            // Most values are shorter than any needle: skip those first.
+            Op::Contains(finders) => finders
+                .iter()
+                .any(|f| f.needle().len() <= text.len() && f.find(text.as_bytes()).is_some()),
             Op::OneOf(vs) => vs.iter().any(|v| v == text),
             Op::Regex(r) => r.is_match(text),
         }
@@ -100,6 +103,9 @@ impl JsonMatcher {
         let mut ip: Option<(usize, Cow<'_, str>)> = None;
         let mut time: Option<(usize, Scalar<'_>)> = None;
         let scanned = scanner.scan(line, |path, value| {
+            // Each leaf is compared with every field the rule names; a
+            // field of another length cannot be its path.
+            let len = dotted_len(path);
             for (i, p) in self.predicates.iter().enumerate() {
                 if satisfied & (1 << i) == 0
                     && p.selects(path, &value)
@@ -109,17 +115,25 @@ impl JsonMatcher {
                 }
             }
             for (j, f) in self.ip_fields.iter().enumerate() {
-                if path_is(path, f) {
+                if Some(f.len()) == len && path_is(path, f) {
                     ip_seen[j] = ip_seen[j].saturating_add(1);
                     if ip.as_ref().is_none_or(|(k, _)| j < *k) {
-                        if let Some(t) = text_of(&value) {
-                            ip = Some((j, Cow::Owned(t.to_owned())));
+                        // Borrowed from the line when the value is (no
+                        // escapes): no allocation per matching line.
+                        let text = match &value {
+                            Scalar::Str(Cow::Borrowed(s)) => Some(Cow::Borrowed(*s)),
+                            Scalar::Num(n) => Some(Cow::Borrowed(*n)),
+                            Scalar::Str(Cow::Owned(s)) => Some(Cow::Owned(s.clone())),
+                            _ => None,
+                        };
+                        if let Some(t) = text {
+                            ip = Some((j, t));
                         }
                     }
                 }
             }
             for (j, f) in self.time_fields.iter().enumerate() {
-                if path_is(path, f) {
+                if Some(f.len()) == len && path_is(path, f) {
                     time_seen[j] = time_seen[j].saturating_add(1);
                     if time.as_ref().is_none_or(|(k, _)| j < *k) {
                         time = Some((j, value.clone()));
