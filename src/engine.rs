@@ -162,17 +162,69 @@ impl Engine {
                 return;
             }
             let t = hit.time.unwrap_or(read_time);
-            if newest_hit.is_none_or(|n| t > n) {
-                *newest_hit = Some(t);
+            // The clock that forgets (the sweep) and that checkpoints lag
+            // behind never runs ahead of the time the line was read: a
+            // line stamped in the future (a skewed clock, or a forged
+            // line) would otherwise make the sweep drop every count in
+            // progress, and a restart skip the lines that rebuild them.
+            // Its own event time still counts in its own key's window.
+            let clock = t.min(read_time);
+            if newest_hit.is_none_or(|n| clock > n) {
+                *newest_hit = Some(clock);
             }
-            if t.as_millis() - last_sweep.as_millis() >= SWEEP_EVERY_MS {
-                detector.sweep(t);
-                *last_sweep = t;
+            if clock.as_millis() - last_sweep.as_millis() >= SWEEP_EVERY_MS {
+                detector.sweep(clock);
+                *last_sweep = clock;
             }
             for d in detector.observe(&hit, t) {
                 stats.decisions += 1;
                 out(d);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn shipped(threshold: u32) -> Engine {
+        let mut rules = RuleSet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
+            .expect("the shipped rules load");
+        rules.override_all(Some(threshold), None);
+        let rules = Arc::new(rules);
+        let filters = vec![rules.filter_all()];
+        Engine::new(rules, filters, Allowlist::loopback(), 65_536)
+    }
+
+    fn jwt_failure(ip: &str, ms: i64) -> String {
+        format!(
+            r#"{{"level":40,"time":{ms},"req":{{"remoteAddress":"{ip}"}},"msg":"invalid signature"}}"#
+        )
+    }
+
+    #[test]
+    fn a_line_stamped_in_the_future_does_not_sweep_counts_in_progress() {
+        let mut engine = shipped(3);
+        let now = Timestamp::from_millis(1_800_000_000_000);
+        let year_ms = 365 * 86_400_000;
+        let mut blocked = Vec::new();
+        let lines = [
+            jwt_failure("203.0.113.7", now.as_millis() - 3_000),
+            jwt_failure("203.0.113.7", now.as_millis() - 2_000),
+            // Another client's line, a year ahead of the clock.
+            jwt_failure("198.51.100.9", now.as_millis() + year_ms),
+            jwt_failure("203.0.113.7", now.as_millis() - 1_000),
+        ];
+        for line in &lines {
+            engine.line(0, line.as_bytes(), now, &mut |d| {
+                blocked.push(d.subject.to_string())
+            });
+        }
+        assert_eq!(blocked, ["203.0.113.7"], "the third failure still blocks");
+        assert_eq!(engine.stats().matched.iter().sum::<u64>(), 4);
+        // Nor does it move the checkpoints' clock past the read time.
+        assert_eq!(engine.newest_hit(), Some(now));
     }
 }
