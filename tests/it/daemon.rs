@@ -11,27 +11,7 @@
 use redis::AsyncCommands;
 
 use crate::common::daemon::{sshd_failures, sshd_line, TestHost};
-use crate::common::{Receiver, RedisServer, DEADLINE};
-
-async fn block_json(conn: &mut redis::aio::MultiplexedConnection, ip: &str) -> Option<String> {
-    conn.get(format!("authwatch:block:{ip}"))
-        .await
-        .expect("GET")
-}
-
-async fn wait_for_block(conn: &mut redis::aio::MultiplexedConnection, ip: &str) -> String {
-    let until = std::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = block_json(conn, ip).await {
-            return v;
-        }
-        assert!(
-            std::time::Instant::now() < until,
-            "{ip} was not blocked within {DEADLINE:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
+use crate::common::{block_json, wait_for_block, Receiver, RedisServer, DEADLINE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_sshd_failures_block_the_address_in_redis_and_alert_once() {

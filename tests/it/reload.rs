@@ -2,10 +2,8 @@
 //! already there, and a broken rule file is refused with the running rules
 //! kept in place.
 
-use redis::AsyncCommands;
-
 use crate::common::daemon::{sshd_failures, TestHost};
-use crate::common::{RedisServer, DEADLINE};
+use crate::common::{is_blocked, wait_for_block, RedisServer, DEADLINE};
 
 fn rule(threshold: u32) -> String {
     format!(
@@ -20,23 +18,6 @@ window = "60s"
   regex = '^Failed password for .* from (?P<ip>\S+) port \d+ ssh2$'
 "#
     )
-}
-
-async fn blocked(conn: &mut redis::aio::MultiplexedConnection, ip: &str) -> bool {
-    conn.exists(format!("authwatch:block:{ip}"))
-        .await
-        .expect("EXISTS")
-}
-
-async fn wait_for_block(conn: &mut redis::aio::MultiplexedConnection, ip: &str) {
-    let until = std::time::Instant::now() + DEADLINE;
-    while !blocked(conn, ip).await {
-        assert!(
-            std::time::Instant::now() < until,
-            "{ip} was not blocked within {DEADLINE:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +35,7 @@ async fn reload_keeps_counts_under_a_new_threshold_and_refuses_a_broken_rule() {
     host.append("auth.log", &sshd_failures("203.0.113.60", 6, 100));
     host.append("auth.log", &sshd_failures("198.51.100.60", 10, 200));
     wait_for_block(&mut conn, "198.51.100.60").await;
-    assert!(!blocked(&mut conn, "203.0.113.60").await);
+    assert!(!is_blocked(&mut conn, "203.0.113.60").await);
 
     // Tune the threshold down to 8 and reload: the 6 failures still count.
     std::fs::write(host.dir.path().join("rules/test.toml"), rule(8)).expect("rewrite rule");

@@ -6,27 +6,8 @@
 //! As in `daemon.rs`, "nothing happened yet" is observed by driving a
 //! sentinel address over the threshold after the lines under test.
 
-use redis::AsyncCommands;
-
 use crate::common::daemon::{sshd_failures, sshd_line_at, TestHost};
-use crate::common::{Receiver, RedisServer, DEADLINE};
-
-async fn exists(conn: &mut redis::aio::MultiplexedConnection, ip: &str) -> bool {
-    conn.exists(format!("authwatch:block:{ip}"))
-        .await
-        .expect("EXISTS")
-}
-
-async fn wait_for_block(conn: &mut redis::aio::MultiplexedConnection, ip: &str) {
-    let until = std::time::Instant::now() + DEADLINE;
-    while !exists(conn, ip).await {
-        assert!(
-            std::time::Instant::now() < until,
-            "{ip} was not blocked within {DEADLINE:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
+use crate::common::{is_blocked, wait_for_block, Receiver, RedisServer, DEADLINE};
 
 /// Alerts received for `ip`, counted once per event id: delivery is at
 /// least once, and an alert sent again after a SIGKILL that landed between
@@ -85,11 +66,11 @@ async fn failures_survive_a_restart(kill: bool) {
     wait_for_block(&mut conn, "198.51.100.2").await;
 
     assert!(
-        exists(&mut conn, "203.0.113.11").await,
+        is_blocked(&mut conn, "203.0.113.11").await,
         "49 before the restart + 1 after must block"
     );
     assert!(
-        !exists(&mut conn, "203.0.113.10").await,
+        !is_blocked(&mut conn, "203.0.113.10").await,
         "48 + 1 must not block: a line was counted twice"
     );
     let alerts = receiver.wait_for_requests(3, DEADLINE).await;
@@ -172,7 +153,7 @@ async fn lines_written_while_down_are_read_and_past_blocks_are_not_written() {
     let daemon = host.start_daemon();
     wait_for_block(&mut conn, "203.0.113.30").await;
     assert!(
-        !exists(&mut conn, "203.0.113.31").await,
+        !is_blocked(&mut conn, "203.0.113.31").await,
         "a block that would already have expired is not written"
     );
     daemon.wait_for_log("already expired", DEADLINE);

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use self::receiver::{Receiver, Reply, Request};
-pub use self::redis::{RedisServer, Subscriber};
+pub use self::redis::{block_json, is_blocked, wait_for_block, RedisServer, Subscriber};
 
 /// How long a condition may take to hold on a busy 2-core machine. Long
 /// on purpose: a passing test returns as soon as the condition holds.

@@ -14,6 +14,36 @@ use tokio::sync::mpsc;
 /// How long redis-server may take to answer its first PING.
 const START_DEADLINE: Duration = Duration::from_secs(10);
 
+/// The block entry of `ip` in Redis under the default key prefix, if any.
+pub async fn block_json(conn: &mut MultiplexedConnection, ip: &str) -> Option<String> {
+    redis::AsyncCommands::get(conn, format!("authwatch:block:{ip}"))
+        .await
+        .expect("GET")
+}
+
+/// Whether `ip` is blocked in Redis under the default key prefix.
+pub async fn is_blocked(conn: &mut MultiplexedConnection, ip: &str) -> bool {
+    redis::AsyncCommands::exists(conn, format!("authwatch:block:{ip}"))
+        .await
+        .expect("EXISTS")
+}
+
+/// Waits (up to [`super::DEADLINE`]) for `ip`'s block entry and returns it.
+pub async fn wait_for_block(conn: &mut MultiplexedConnection, ip: &str) -> String {
+    let until = Instant::now() + super::DEADLINE;
+    loop {
+        if let Some(v) = block_json(conn, ip).await {
+            return v;
+        }
+        assert!(
+            Instant::now() < until,
+            "{ip} was not blocked within {:?}",
+            super::DEADLINE
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub struct RedisServer {
     binary: PathBuf,
     port: u16,
