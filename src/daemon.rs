@@ -743,6 +743,7 @@ fn status_json(
         "decisions": s.decisions,
         "tracked_keys": engine.detector().tracked_keys(),
         "evictions": engine.detector().evictions(),
+        "last_reload": crate::reload::last(),
     })
 }
 

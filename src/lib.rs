@@ -27,6 +27,7 @@
 //! * [`engine`] glues sources, rules and detector for one stream of lines;
 //!   [`replay`] drives it over files from their start, [`daemon`] drives it
 //!   live and wires the sinks, signals and shutdown.
+//! * [`reload`] keeps what became of the last SIGHUP, for the status.
 //! * [`config`] turns the TOML configuration into validated types once;
 //!   [`duration`] is the one place durations are parsed.
 
@@ -39,6 +40,7 @@ pub mod duration;
 pub mod engine;
 pub mod ip;
 pub mod privilege;
+pub mod reload;
 pub mod replay;
 pub mod rules;
 pub mod sink;

@@ -209,6 +209,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn run_daemon(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    authwatch::reload::take_applied_mark();
     let config = load_config(path)?;
     let rules = Arc::new(load_rules(&config.rules_dir)?);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -245,9 +246,10 @@ fn reexec() -> anyhow::Result<ExitCode> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().context("cannot find our own executable to reload")?;
     tracing::info!("reloading: starting again with the new configuration and rules");
-    let err = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .exec();
+    let mut command = std::process::Command::new(exe);
+    command.args(std::env::args_os().skip(1));
+    authwatch::reload::mark_applied(&mut command);
+    let err = command.exec();
     Err(anyhow::Error::new(err).context("cannot exec ourselves to reload"))
 }
 
@@ -280,6 +282,7 @@ async fn wait_for_signal(config: &std::path::Path) -> bool {
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "reload refused: the running rules stay in place");
+                        authwatch::reload::refused(&e);
                         authwatch::systemd::status(&format!("reload refused: {}", e.lines().next().unwrap_or("")));
                     }
                 }

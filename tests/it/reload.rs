@@ -41,6 +41,10 @@ async fn reload_keeps_counts_under_a_new_threshold_and_refuses_a_broken_rule() {
     std::fs::write(host.dir.path().join("rules/test.toml"), rule(8)).expect("rewrite rule");
     daemon.signal(libc::SIGHUP);
     daemon.wait_for_log_count(" ready", 2, DEADLINE);
+    assert_eq!(
+        host.status_json().await["last_reload"]["outcome"],
+        "applied"
+    );
     host.append("auth.log", &sshd_failures("203.0.113.60", 2, 106));
     wait_for_block(&mut conn, "203.0.113.60").await;
 
@@ -52,6 +56,14 @@ async fn reload_keeps_counts_under_a_new_threshold_and_refuses_a_broken_rule() {
     .expect("write");
     daemon.signal(libc::SIGHUP);
     daemon.wait_for_log("reload refused", DEADLINE);
+    // The operator sees why in `authwatch status`, not only in the journal.
+    let status = host.status_json().await;
+    assert_eq!(status["last_reload"]["outcome"], "refused", "{status}");
+    let error = status["last_reload"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("broken.toml") && error.contains("threshold"),
+        "the refusal names the file and the field: {error}"
+    );
     host.append("auth.log", &sshd_failures("203.0.113.61", 8, 300));
     wait_for_block(&mut conn, "203.0.113.61").await;
     assert_eq!(

@@ -67,6 +67,26 @@ impl TestHost {
     pub fn start_daemon(&self) -> Daemon {
         Daemon::start(&self.config)
     }
+
+    /// What `authwatch status --json` prints for this host's daemon.
+    pub async fn status_json(&self) -> serde_json::Value {
+        let config = self.config.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_authwatch"))
+                .args(["status", "--json", "--config"])
+                .arg(config)
+                .output()
+        })
+        .await
+        .expect("the status task")
+        .expect("run authwatch status");
+        assert!(
+            out.status.success(),
+            "authwatch status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status --json prints JSON")
+    }
 }
 
 pub struct Daemon {
