@@ -382,6 +382,13 @@ fn print_status(v: &Value, out: &mut dyn Write) -> io::Result<()> {
         }
         writeln!(out, "{line}")?;
     }
+    if let Some(r) = v.get("last_reload").filter(|r| r.is_object()) {
+        let mut line = format!("reload:  {} at {}", field(r, "outcome"), field(r, "at"));
+        if !field(r, "error").is_empty() {
+            line.push_str(&format!(": {}", field(r, "error")));
+        }
+        writeln!(out, "{line}")?;
+    }
     if let Some(n) = v.get("tracked_keys") {
         writeln!(out, "tracked: {n} windows")?;
     }
@@ -443,7 +450,8 @@ mod tests {
             "redis": {"url": "redis://127.0.0.1:6379/0", "state": "down", "since": "x"},
             "sources": [{"name": "sshd", "path": "/var/log/auth.log", "lag_bytes": 12}],
             "rules": [{"id": "sshd", "threshold": 50, "window_secs": 60, "block_for_secs": 900}],
-            "queues": {"chunks": 0}, "tracked_keys": 3
+            "queues": {"chunks": 0}, "tracked_keys": 3,
+            "last_reload": {"outcome": "refused", "at": "2026-12-03T17:00:00Z", "error": "rules/x.toml:3: threshold"}
         });
         let mut out = Vec::new();
         print_status(&v, &mut out).unwrap();
@@ -454,6 +462,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("lag 12 bytes"), "{text}");
+        assert!(
+            text.contains("reload:  refused at 2026-12-03T17:00:00Z: rules/x.toml:3: threshold"),
+            "{text}"
+        );
         assert!(text.contains("rules:   1 loaded"), "{text}");
         let mut out = Vec::new();
         print_status(&json!({}), &mut out).unwrap();
