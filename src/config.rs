@@ -843,6 +843,61 @@ url = "https://hooks.slack.com/services/T000/B000/XXXX"
     }
 
     #[test]
+    fn trusted_proxies_are_checked_named_by_line_and_allowlisted() {
+        let c = parse("").unwrap();
+        assert!(
+            c.trusted_proxies.is_empty(),
+            "no proxy is trusted by default"
+        );
+        let c = parse(
+            "allowlist = []\ntrusted_proxies = [\"10.0.0.0/8\", \"192.168.1.7\", \"fd00::/8\"]\n\
+             [[source]]\nname = \"app\"\npath = \"/var/log/app.log\"\ntrusted_proxies = []\n\
+             [[source]]\nname = \"edge\"\npath = \"/var/log/edge.log\"\ntrusted_proxies = [\"198.51.100.0/24\"]\n",
+        )
+        .unwrap();
+        let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
+        assert!(c.trusted_proxies.contains(&ip("10.1.2.3")));
+        assert!(c.trusted_proxies.contains(&ip("192.168.1.7")));
+        assert!(!c.trusted_proxies.contains(&ip("192.168.1.8")));
+        assert!(c.trusted_proxies.contains(&ip("fd00::5")));
+        // Every trusted proxy is allowlisted, even with `allowlist = []`.
+        for proxy in ["10.1.2.3", "192.168.1.7", "fd00::5", "198.51.100.9"] {
+            assert!(c.allowlist.contains(&ip(proxy)), "{proxy}");
+        }
+        assert!(!c.allowlist.contains(&ip("203.0.113.7")));
+        let by_source = c.proxies_by_source();
+        assert_eq!(by_source.len(), 2);
+        assert_eq!(by_source[0].0, "app");
+        assert!(by_source[0].1.is_empty(), "the app's log trusts no proxy");
+        assert!(by_source[1].1.contains(&ip("198.51.100.9")));
+
+        let e =
+            error("host = \"web1\"\ntrusted_proxies = [\"10.0.0.0/8\",\n  \"10.0.0.300/24\"]\n");
+        assert_eq!(
+            e,
+            "/etc/authwatch/authwatch.toml:3: trusted_proxies: \"10.0.0.300/24\" is not an IP address or CIDR network"
+        );
+        let e = error("trusted_proxies = [\"10.0.0.5/8\"]\n");
+        assert!(
+            e.starts_with("/etc/authwatch/authwatch.toml:1: trusted_proxies: \"10.0.0.5/8\" has bits set after its prefix"),
+            "{e}"
+        );
+        let e = error("trusted_proxies = [\"::/0\"]\n");
+        assert!(
+            e.contains(":1: trusted_proxies:") && e.contains("trusts every address"),
+            "{e}"
+        );
+        let e =
+            error("[[source]]\nname = \"a\"\npath = \"/x\"\ntrusted_proxies = [\"lb.example\"]\n");
+        assert!(e.contains(":4: source.trusted_proxies:"), "{e}");
+        let e = error("trusted_proxies = \"10.0.0.0/8\"\n");
+        assert!(
+            e.contains(":1:") && e.contains("expected a sequence"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn allowlist_files_are_merged_with_the_allowlist() {
         let dir = tempfile::tempdir().unwrap();
         let office = dir.path().join("office.txt");

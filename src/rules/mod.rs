@@ -1396,6 +1396,147 @@ mod tests {
         );
     }
 
+    fn trusting(nets: &[&str]) -> TrustedProxies {
+        TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect())
+    }
+
+    /// What `set` makes of `line` with the default proxies: the hit's IP,
+    /// and the misses it added.
+    fn client_of(set: &RuleSet, line: &str) -> (Option<IpAddr>, MissCounts) {
+        let mut st = set.new_state(Timestamp::now());
+        let mut ip = None;
+        set.match_line(&mut st, &set.filter_all(), line.as_bytes(), &mut |h| {
+            ip = Some(h.ip)
+        });
+        (ip, st.misses)
+    }
+
+    #[test]
+    fn json_rules_read_the_chain_from_their_xff_fields() {
+        let rule = r#"
+[[rule]]
+id = "j"
+format = "json"
+ip = "remote_addr"
+xff = ["headers.x-forwarded-for", "x_forwarded_for"]
+  [[rule.when]]
+  field = "msg"
+  equals = "invalid signature"
+  [[rule.example]]
+  line = '{"msg":"invalid signature","remote_addr":"10.0.0.5","x_forwarded_for":"198.51.100.9, 203.0.113.7"}'
+  trusted_proxies = ["10.0.0.0/8"]
+  ip = "203.0.113.7"
+  [[rule.example]]
+  line = '{"msg":"invalid signature","remote_addr":"10.0.0.5","x_forwarded_for":"198.51.100.9, 203.0.113.7"}'
+  ip = "10.0.0.5"
+"#;
+        let mut set = compile(rule).unwrap_or_else(|e| panic!("{e}"));
+        set.trust_proxies(trusting(&["10.0.0.0/8"]), Vec::new());
+        let ip = |s: &str| -> Option<IpAddr> { Some(s.parse().unwrap()) };
+        for (line, want, unresolved, ambiguous) in [
+            // The first field of the list present wins; nested paths work.
+            (
+                r#"{"msg":"invalid signature","remote_addr":"10.0.0.5","headers":{"x-forwarded-for":"203.0.113.8"},"x_forwarded_for":"203.0.113.7"}"#,
+                ip("203.0.113.8"),
+                0,
+                0,
+            ),
+            // An untrusted peer: its header is ignored.
+            (
+                r#"{"msg":"invalid signature","remote_addr":"203.0.113.7","x_forwarded_for":"198.51.100.9"}"#,
+                ip("203.0.113.7"),
+                0,
+                0,
+            ),
+            // No chain field: the proxy itself (allowlisted by the config).
+            (
+                r#"{"msg":"invalid signature","remote_addr":"10.0.0.5"}"#,
+                ip("10.0.0.5"),
+                0,
+                0,
+            ),
+            // The chain field twice: ambiguous, never counted.
+            (
+                r#"{"msg":"invalid signature","remote_addr":"10.0.0.5","x_forwarded_for":"203.0.113.7","x_forwarded_for":"198.51.100.9"}"#,
+                None,
+                0,
+                1,
+            ),
+            // Not a string, or garbage at its right end: nobody.
+            (
+                r#"{"msg":"invalid signature","remote_addr":"10.0.0.5","x_forwarded_for":172114498}"#,
+                None,
+                1,
+                0,
+            ),
+            (
+                r#"{"msg":"invalid signature","remote_addr":"10.0.0.5","x_forwarded_for":"198.51.100.9, unknown"}"#,
+                None,
+                1,
+                0,
+            ),
+        ] {
+            let (got, misses) = client_of(&set, line);
+            assert_eq!(got, want, "{line}");
+            assert_eq!(
+                (misses.unresolved, misses.ambiguous),
+                (unresolved, ambiguous),
+                "{line}"
+            );
+        }
+        let e = compile("[[rule]]\nid = \"j\"\nxff = \"x_forwarded_for\"\n[[rule.pattern]]\nregex = '(?P<ip>x)'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("rule \"j\": xff: only json rules take `xff`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unresolved_chain_ends_the_rule_so_no_later_pattern_counts_the_proxy() {
+        let rule = r#"
+[[rule]]
+id = "t"
+format = "plain"
+  [[rule.pattern]]
+  regex = '^(?P<ip>\S+) fail "(?P<xff>[^"]*)"$'
+  [[rule.pattern]]
+  regex = '^(?P<ip>\S+) fail .*$'
+"#;
+        let mut set = compile(rule).unwrap_or_else(|e| panic!("{e}"));
+        set.trust_proxies(
+            trusting(&["10.0.0.0/8"]),
+            vec![("direct".into(), TrustedProxies::default())],
+        );
+        let (got, misses) = client_of(&set, r#"10.0.0.5 fail "10.66.66.66, unknown""#);
+        assert_eq!((got, misses.unresolved), (None, 1));
+        let (got, _) = client_of(&set, r#"10.0.0.5 fail "10.66.66.66, 203.0.113.7""#);
+        assert_eq!(got, Some("203.0.113.7".parse().unwrap()));
+        // A source with its own (empty) list trusts nobody.
+        let mut st = set.new_state(Timestamp::now());
+        let mut got = None;
+        set.match_line(
+            &mut st,
+            &set.filter_for_source("direct"),
+            br#"10.0.0.5 fail "10.66.66.66, 203.0.113.7""#,
+            &mut |h| got = Some(h.ip),
+        );
+        assert_eq!(got, Some("10.0.0.5".parse().unwrap()));
+        // An example's proxies must parse, and are named by line.
+        let e = compile(&format!(
+            "{rule}  [[rule.example]]\n  line = '10.0.0.5 fail \"1.2.3.4\"'\n  trusted_proxies = [\"10.0.0.5/8\"]\n  ip = \"1.2.3.4\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(
+                "t.toml:11: rule \"t\": example.trusted_proxies: \"10.0.0.5/8\" has bits set"
+            ),
+            "{e}"
+        );
+    }
+
     #[test]
     fn a_line_that_matches_nothing_takes_no_regex_and_no_allocation_path() {
         let set = shipped();
