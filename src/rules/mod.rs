@@ -473,9 +473,7 @@ impl RuleSet {
                 j += 1;
             }
             if filter.allows(rule_idx) {
-                let rule = &self.rules[rule_idx];
-                if let Some(hit) =
-                    self.match_rule(st, rule, RuleIdx(r), filter, i..j, line, &mut header)
+                if let Some(hit) = self.match_rule(st, RuleIdx(r), filter, i..j, line, &mut header)
                 {
                     out(hit);
                 }
@@ -484,18 +482,16 @@ impl RuleSet {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn match_rule<'l>(
         &self,
         st: &mut MatchState,
-        rule: &Rule,
         idx: RuleIdx,
         filter: &RuleFilter,
         cands: std::ops::Range<usize>,
         line: &'l [u8],
         header: &mut Option<Option<crate::syslog::SyslogHeader<'l>>>,
     ) -> Option<Hit> {
-        match &rule.matcher {
+        match &self.rules[idx.0 as usize].matcher {
             Matcher::Json(m) => match m.run(&mut st.scanner, line, &mut st.clock) {
                 Ok(m) => Some(Hit {
                     rule: idx,
