@@ -297,6 +297,57 @@ mod tests {
         );
     }
 
+    /// The walk, written the obvious way: split the whole chain, then look
+    /// from the right.
+    fn reference(t: &TrustedProxies, peer: IpAddr, chain: &str) -> Result<IpAddr, Unresolved> {
+        let chain = chain.trim_matches([' ', '\t']);
+        if !t.contains(&peer) || chain.is_empty() || chain == "-" {
+            return Ok(peer);
+        }
+        let entries: Vec<&str> = chain.split(',').collect();
+        for (examined, entry) in entries.iter().rev().enumerate() {
+            if examined == MAX_HOPS {
+                return Err(Unresolved::TooLong);
+            }
+            let ip = parse_hop(entry.trim_matches([' ', '\t']).as_bytes())
+                .ok_or(Unresolved::NotAnAddress)?;
+            if !t.contains(&ip) || examined + 1 == entries.len() {
+                return Ok(ip);
+            }
+        }
+        unreachable!("a split has at least one entry")
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_walk_agrees_with_the_obvious_one(
+            entries in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("10.0.0.9"),
+                    proptest::strategy::Just(" 10.1.2.3\t"),
+                    proptest::strategy::Just("[fd00::9]:443"),
+                    proptest::strategy::Just("203.0.113.7"),
+                    proptest::strategy::Just(" 2001:db8::7"),
+                    proptest::strategy::Just("10.66.66.66:22"),
+                    proptest::strategy::Just("unknown"),
+                    proptest::strategy::Just(""),
+                    proptest::strategy::Just("-"),
+                    proptest::strategy::Just("\"x"),
+                ],
+                0..40,
+            ),
+            peer in proptest::prop_oneof![
+                proptest::strategy::Just("10.0.0.5"),
+                proptest::strategy::Just("198.51.100.1"),
+            ],
+        ) {
+            let t = trusted(&["10.0.0.0/8", "fd00::/8"]);
+            let chain = entries.join(",");
+            let got = t.resolve(ip(peer), chain.as_bytes());
+            proptest::prop_assert_eq!(got, reference(&t, ip(peer), &chain), "{:?}", chain);
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic_and_never_name_a_left_part() {
         let t = trusted(&["10.0.0.0/8"]);

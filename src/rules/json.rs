@@ -151,10 +151,11 @@ impl JsonMatcher {
                 if Some(f.len()) == len && path_is(path, f) {
                     xff_seen[j] = xff_seen[j].saturating_add(1);
                     if xff.as_ref().is_none_or(|(k, _)| j < *k) {
-                        // A chain that is not a string (a number, null, an
-                        // object) is nobody's address: kept as text that
+                        // A chain that is not a string (a number, a bool,
+                        // null) is nobody's address: kept as text that
                         // parses as no address, so a trusted peer's line
-                        // with it counts for nobody.
+                        // with it counts for nobody. (An array or object
+                        // has no leaf at this path: the chain is absent.)
                         let text = match &value {
                             Scalar::Str(s) => s.clone(),
                             _ => Cow::Borrowed("?"),
