@@ -145,12 +145,13 @@ fn trim(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// One entry of a chain: an address, or the unambiguous socket forms some
-/// proxies append (`203.0.113.7:51234`, Azure's; `[2001:db8::1]:51234`;
-/// `[2001:db8::1]`, RFC 7239's bracketing). Anything else — host names,
-/// `unknown`, obfuscated identifiers, an IPv6 address with a port and no
-/// brackets — is not an address.
-fn parse_hop(entry: &[u8]) -> Option<IpAddr> {
+/// One entry of a chain, without the spaces around it: an address, or the
+/// unambiguous socket forms some proxies append (`203.0.113.7:51234`,
+/// Azure's; `[2001:db8::1]:51234`; `[2001:db8::1]`, RFC 7239's
+/// bracketing). Anything else — host names, `unknown`, obfuscated
+/// identifiers, an IPv6 address with a port and no brackets (read as the
+/// address it also is, never split) — is not an address.
+pub fn parse_hop(entry: &[u8]) -> Option<IpAddr> {
     if let Some(ip) = parse_client_ip_or_socket(entry) {
         return Some(ip);
     }
