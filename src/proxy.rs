@@ -124,6 +124,15 @@ pub fn parse_trusted(s: &str) -> Result<IpNet, String> {
         Ok(Subject::Net(n)) if n.prefix_len() == 0 => Err(format!(
             "{s:?} trusts every address, so any client could name any address: list your proxies"
         )),
+        // Addresses are compared in their canonical form, where an
+        // IPv4-mapped client is IPv4: a mapped network would never match.
+        Ok(Subject::Net(IpNet::V6(n)))
+            if n.prefix_len() >= 96 && n.network().to_ipv4_mapped().is_some() =>
+        {
+            Err(format!(
+                "{s:?} is IPv4-mapped: write the IPv4 network (addresses are compared as IPv4)"
+            ))
+        }
         Ok(Subject::Net(n)) => Ok(n),
         Err(ParseSubjectError::HostBits) => Err(format!(
             "{s:?} has bits set after its prefix: write the network, or the one address without a prefix"
@@ -257,6 +266,7 @@ mod tests {
             ("010.0.0.0/8", "not an IP address"),
             ("lb.example", "not an IP address"),
             ("10.0.0.0/33", "not an IP address"),
+            ("::ffff:10.0.0.0/104", "IPv4-mapped"),
             ("", "not an IP address"),
         ] {
             let e = parse_trusted(bad).expect_err(bad);
