@@ -23,6 +23,9 @@ cat > "$dev/authwatch.toml" <<TOML
 rules_dir = "$PWD/rules"
 state_dir = "$dev/state"
 allowlist = ["127.0.0.0/8", "::1/128"]
+# Behind a reverse proxy whose access log carries X-Forwarded-For (nginx
+# "main"): the proxies whose entries are believed; each is allowlisted.
+# trusted_proxies = ["10.0.0.0/8"]
 
 [redis]
 url = "redis://127.0.0.1:$port/0"

@@ -27,7 +27,7 @@ root="$PWD"
 
 secs="${1:-60}"
 shift || true
-all_targets=(config rules_compile match_line json_scan time lines)
+all_targets=(config rules_compile match_line json_scan time lines proxy)
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -54,7 +54,7 @@ cp "$root/Cargo.lock" "$root/fuzz/Cargo.lock"
 # their example lines, the example configuration.
 seeds="$tdir/seeds"
 rm -rf "$seeds"
-mkdir -p "$seeds"/{config,rules_compile,match_line,json_scan,time,lines}
+mkdir -p "$seeds"/{config,rules_compile,match_line,json_scan,time,lines,proxy}
 cp "$root"/systemd/*.toml "$seeds/config/" 2>/dev/null || true
 cp "$root"/rules/*.toml "$seeds/rules_compile/"
 # `line = '…'` (TOML literal strings) in the rule files' examples.
@@ -76,6 +76,13 @@ for t in 'Mar  5 06:25:01' 'Dec 31 23:59:59.999999' '2024-05-01T12:34:56.123456+
   '2024-05-01T12:34:56Z web1 sshd-session[1]: x'; do
   n=$((n + 1))
   printf "$header%s" "$t" >"$seeds/time/seed-$n"
+done
+
+# proxy: the peer selector (one byte), then an X-Forwarded-For chain.
+for c in '10.66.66.66, 203.0.113.7, 10.0.0.9' '-' 'fd66::66, [2001:db8::7]:443' \
+  '203.0.113.7:51234' 'unknown, 10.0.0.1' '10.0.0.1,10.0.0.2,10.0.0.3'; do
+  n=$((n + 1))
+  printf '\000%s' "$c" >"$seeds/proxy/seed-$n"
 done
 
 max_len() {

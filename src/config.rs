@@ -12,6 +12,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::ip::Allowlist;
+use crate::proxy::TrustedProxies;
 use crate::sink::alert::{AlertKind, AlertTarget};
 use crate::source::tailer::StartAt;
 
@@ -73,6 +74,8 @@ struct RawConfig {
     allowlist: Option<Vec<Spanned<String>>>,
     /// Files of networks, one a line, added to `allowlist`.
     allowlist_files: Option<Vec<Spanned<PathBuf>>>,
+    /// Proxies whose `X-Forwarded-For` entries are believed.
+    trusted_proxies: Option<Vec<Spanned<String>>>,
     host: Option<Spanned<String>>,
     max_line_bytes: Option<Spanned<i64>>,
     redis: Option<RawRedis>,
@@ -100,6 +103,8 @@ struct RawSource {
     path: Option<Spanned<String>>,
     start_at: Option<Spanned<String>>,
     journal: Option<Spanned<RawJournal>>,
+    /// This source's own proxies, instead of the top-level list.
+    trusted_proxies: Option<Vec<Spanned<String>>>,
 }
 
 /// `journal = { units = ["ssh.service"], identifiers = ["sshd"] }`
@@ -144,7 +149,13 @@ pub struct Config {
     pub file: PathBuf,
     pub rules_dir: PathBuf,
     pub state_dir: PathBuf,
+    /// The `allowlist`, and every trusted proxy: blocking the load
+    /// balancer would block everyone behind it.
     pub allowlist: Allowlist,
+    /// Whose `X-Forwarded-For` entries are believed, in the lines of every
+    /// source without its own list. Empty by default: the peer is the
+    /// client.
+    pub trusted_proxies: TrustedProxies,
     /// This host's name, written into every block.
     pub host: String,
     pub max_line_bytes: usize,
@@ -179,6 +190,9 @@ pub struct SourceConfig {
     pub start_at: StartAt,
     /// Set for a journald source: which entries to read.
     pub journal: Option<JournalConfig>,
+    /// Its own trusted proxies, replacing the top-level `trusted_proxies`
+    /// in its lines (`Some(empty)`: none).
+    pub trusted_proxies: Option<TrustedProxies>,
 }
 
 /// A journald source: entries of these units or syslog identifiers (any of
@@ -191,6 +205,15 @@ pub struct JournalConfig {
 }
 
 impl Config {
+    /// Each source's own trusted proxies, for
+    /// [`RuleSet::trust_proxies`](crate::rules::RuleSet::trust_proxies).
+    pub fn proxies_by_source(&self) -> Vec<(String, TrustedProxies)> {
+        self.sources
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), s.trusted_proxies.clone()?)))
+            .collect()
+    }
+
     /// Reads and validates `file`.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
@@ -255,6 +278,22 @@ impl Config {
                 nets.extend(parse_allowlist_file(&path, &content, &listed_at)?);
             }
             Allowlist::new(nets)
+        };
+
+        let trusted =
+            |list: &[Spanned<String>], key: &str| -> Result<TrustedProxies, ConfigError> {
+                let mut nets = Vec::with_capacity(list.len());
+                for entry in list {
+                    nets.push(
+                        crate::proxy::parse_trusted(entry.get_ref())
+                            .map_err(|m| at(entry.span(), key, m))?,
+                    );
+                }
+                Ok(TrustedProxies::new(nets))
+            };
+        let trusted_proxies = match &raw.trusted_proxies {
+            None => TrustedProxies::default(),
+            Some(list) => trusted(list, "trusted_proxies")?,
         };
 
         let host = match raw.host {
@@ -455,6 +494,10 @@ impl Config {
                     }
                 },
             };
+            let source_proxies = match &s.trusted_proxies {
+                None => None,
+                Some(list) => Some(trusted(list, "source.trusted_proxies")?),
+            };
             sources.push(SourceConfig {
                 name,
                 path: if journal.is_some() {
@@ -464,6 +507,7 @@ impl Config {
                 },
                 start_at,
                 journal,
+                trusted_proxies: source_proxies,
             });
         }
 
@@ -635,11 +679,27 @@ impl Config {
             }
         };
 
+        let allowlist = Allowlist::new(
+            allowlist
+                .nets()
+                .iter()
+                .chain(trusted_proxies.nets())
+                .chain(
+                    sources
+                        .iter()
+                        .filter_map(|s| s.trusted_proxies.as_ref())
+                        .flat_map(|p| p.nets()),
+                )
+                .copied()
+                .collect(),
+        );
+
         Ok(Config {
             file: file.to_owned(),
             rules_dir,
             state_dir,
             allowlist,
+            trusted_proxies,
             host,
             max_line_bytes,
             redis,
@@ -780,6 +840,61 @@ url = "https://hooks.slack.com/services/T000/B000/XXXX"
             "[[source]]\nname = \"a\"\npath = \"/x\"\n[[source]]\nname = \"a\"\npath = \"/y\"\n",
         );
         assert!(e.contains(":5: source.name:"), "{e}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_checked_named_by_line_and_allowlisted() {
+        let c = parse("").unwrap();
+        assert!(
+            c.trusted_proxies.is_empty(),
+            "no proxy is trusted by default"
+        );
+        let c = parse(
+            "allowlist = []\ntrusted_proxies = [\"10.0.0.0/8\", \"192.168.1.7\", \"fd00::/8\"]\n\
+             [[source]]\nname = \"app\"\npath = \"/var/log/app.log\"\ntrusted_proxies = []\n\
+             [[source]]\nname = \"edge\"\npath = \"/var/log/edge.log\"\ntrusted_proxies = [\"198.51.100.0/24\"]\n",
+        )
+        .unwrap();
+        let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
+        assert!(c.trusted_proxies.contains(&ip("10.1.2.3")));
+        assert!(c.trusted_proxies.contains(&ip("192.168.1.7")));
+        assert!(!c.trusted_proxies.contains(&ip("192.168.1.8")));
+        assert!(c.trusted_proxies.contains(&ip("fd00::5")));
+        // Every trusted proxy is allowlisted, even with `allowlist = []`.
+        for proxy in ["10.1.2.3", "192.168.1.7", "fd00::5", "198.51.100.9"] {
+            assert!(c.allowlist.contains(&ip(proxy)), "{proxy}");
+        }
+        assert!(!c.allowlist.contains(&ip("203.0.113.7")));
+        let by_source = c.proxies_by_source();
+        assert_eq!(by_source.len(), 2);
+        assert_eq!(by_source[0].0, "app");
+        assert!(by_source[0].1.is_empty(), "the app's log trusts no proxy");
+        assert!(by_source[1].1.contains(&ip("198.51.100.9")));
+
+        let e =
+            error("host = \"web1\"\ntrusted_proxies = [\"10.0.0.0/8\",\n  \"10.0.0.300/24\"]\n");
+        assert_eq!(
+            e,
+            "/etc/authwatch/authwatch.toml:3: trusted_proxies: \"10.0.0.300/24\" is not an IP address or CIDR network"
+        );
+        let e = error("trusted_proxies = [\"10.0.0.5/8\"]\n");
+        assert!(
+            e.starts_with("/etc/authwatch/authwatch.toml:1: trusted_proxies: \"10.0.0.5/8\" has bits set after its prefix"),
+            "{e}"
+        );
+        let e = error("trusted_proxies = [\"::/0\"]\n");
+        assert!(
+            e.contains(":1: trusted_proxies:") && e.contains("trusts every address"),
+            "{e}"
+        );
+        let e =
+            error("[[source]]\nname = \"a\"\npath = \"/x\"\ntrusted_proxies = [\"lb.example\"]\n");
+        assert!(e.contains(":4: source.trusted_proxies:"), "{e}");
+        let e = error("trusted_proxies = \"10.0.0.0/8\"\n");
+        assert!(
+            e.contains(":1:") && e.contains("expected a sequence"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -740,6 +740,8 @@ fn status_json(
         "lines": s.lines,
         "lines_cut": s.lines_cut,
         "allowlisted": s.allowlisted,
+        // Lines from a trusted proxy whose X-Forwarded-For named no client.
+        "proxied_without_client": engine.misses().unresolved,
         "decisions": s.decisions,
         "tracked_keys": engine.detector().tracked_keys(),
         "evictions": engine.detector().evictions(),

@@ -18,7 +18,9 @@
 //!   [`rules::Hit`]: which rule, which client IP, at what event time. A
 //!   literal prefilter rejects most lines before any regex or JSON parsing.
 //!   [`syslog`] and [`time`] parse the headers and timestamps rules rely on;
-//!   [`ip`] decides what counts as a client address.
+//!   [`ip`] decides what counts as a client address, and [`proxy`] which
+//!   address is the client when a line shows a trusted proxy's peer and an
+//!   `X-Forwarded-For` chain.
 //! * [`detector`] is pure: it takes hits with their time and returns
 //!   [`detector::Decision`]s. It knows nothing of files, Redis or HTTP, so
 //!   replaying a log gives the same decisions as living through it.
@@ -40,6 +42,7 @@ pub mod duration;
 pub mod engine;
 pub mod ip;
 pub mod privilege;
+pub mod proxy;
 pub mod reload;
 pub mod replay;
 pub mod rules;

@@ -72,6 +72,13 @@ fn load_rules(dir: &std::path::Path) -> anyhow::Result<RuleSet> {
     RuleSet::load_dir(dir).map_err(|e| Usage(e.to_string()).into())
 }
 
+/// The configuration's rules, trusting its proxies.
+fn load_rules_for(config: &Config) -> anyhow::Result<RuleSet> {
+    let mut set = load_rules(&config.rules_dir)?;
+    set.trust_proxies(config.trusted_proxies.clone(), config.proxies_by_source());
+    Ok(set)
+}
+
 /// Rules and allowlist from `--config` or `--rules`; with neither, the
 /// default configuration file.
 fn rules_from(args: &RulesArgs) -> anyhow::Result<(RuleSet, Allowlist, usize)> {
@@ -84,7 +91,7 @@ fn rules_from(args: &RulesArgs) -> anyhow::Result<(RuleSet, Allowlist, usize)> {
         (Some(c), None) => {
             let config = load_config(c)?;
             Ok((
-                load_rules(&config.rules_dir)?,
+                load_rules_for(&config)?,
                 config.allowlist,
                 config.max_line_bytes,
             ))
@@ -92,7 +99,7 @@ fn rules_from(args: &RulesArgs) -> anyhow::Result<(RuleSet, Allowlist, usize)> {
         (None, None) => {
             let config = load_config(DEFAULT_CONFIG_PATH.as_ref())?;
             Ok((
-                load_rules(&config.rules_dir)?,
+                load_rules_for(&config)?,
                 config.allowlist,
                 config.max_line_bytes,
             ))
@@ -211,7 +218,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 fn run_daemon(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     authwatch::reload::take_applied_mark();
     let config = load_config(path)?;
-    let rules = Arc::new(load_rules(&config.rules_dir)?);
+    let rules = Arc::new(load_rules_for(&config)?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

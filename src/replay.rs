@@ -49,6 +49,8 @@ pub struct ReplaySummary {
     pub stats: EngineStats,
     pub malformed: u64,
     pub ambiguous: u64,
+    /// Lines from a trusted proxy whose `X-Forwarded-For` named no client.
+    pub unresolved: u64,
     pub elapsed: std::time::Duration,
 }
 
@@ -109,6 +111,7 @@ pub fn run(
         stats: engine.stats().clone(),
         malformed: misses.malformed,
         ambiguous: misses.ambiguous,
+        unresolved: misses.unresolved,
         elapsed: started.elapsed(),
     })
 }
@@ -155,7 +158,8 @@ impl ReplaySummary {
         format!(
             "replay: {} lines ({:.1} MB) in {:.3} s, {:.0} lines/s\n\
              matched per rule: {}\n\
-             blocks: {}; allowlisted hits: {}; lines cut: {}; malformed json: {}; ambiguous json: {}",
+             blocks: {}; allowlisted hits: {}; lines cut: {}; malformed json: {}; ambiguous json: {}; \
+             proxied lines without a client: {}",
             s.lines,
             s.bytes as f64 / 1e6,
             secs,
@@ -165,7 +169,8 @@ impl ReplaySummary {
             s.allowlisted,
             s.lines_cut,
             self.malformed,
-            self.ambiguous
+            self.ambiguous,
+            self.unresolved
         )
     }
 }

@@ -13,13 +13,18 @@
 //!   to be counted, so the test cannot pass by matching nothing, and an
 //!   address that only appears in client text (an `X-Forwarded-For` list,
 //!   a line cut before its real address) is never decided.
+//!
+//! `http-401-proxied.log` is replayed behind trusted proxies (192.0.2.0/24
+//! and fc00::/16, as a configuration file says them): there the client is
+//! the right-most untrusted `X-Forwarded-For` entry, and every other place
+//! in the list is the client's to write.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use authwatch::ip::Allowlist;
+use authwatch::config::Config;
 use authwatch::replay::{self, ReplayOptions};
 use authwatch::rules::RuleSet;
 use ipnet::IpNet;
@@ -45,11 +50,20 @@ fn corpus(rule: &str) -> PathBuf {
 }
 
 /// Replays `file` through the shipped rules with every threshold at 1, no
-/// allowlist, JSON output; returns the decisions.
+/// allowlist, no trusted proxy, JSON output; returns the decisions.
 fn replay_at_threshold_one(file: &Path) -> Vec<Decision> {
+    replay_behind(file, "allowlist = []")
+}
+
+/// The same, with the allowlist and trusted proxies of the configuration
+/// `config` (TOML), as `authwatch replay --config` takes them.
+fn replay_behind(file: &Path, config: &str) -> Vec<Decision> {
+    let config = Config::parse(Path::new("/etc/authwatch/authwatch.toml"), config)
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut rules = RuleSet::load_dir(&manifest_path("rules"))
         .unwrap_or_else(|e| panic!("shipped rules must load:\n{e}"));
     rules.override_all(Some(1), None);
+    rules.trust_proxies(config.trusted_proxies.clone(), config.proxies_by_source());
     let opts = ReplayOptions {
         inputs: vec![file.to_owned()],
         json: true,
@@ -57,7 +71,7 @@ fn replay_at_threshold_one(file: &Path) -> Vec<Decision> {
         source: None,
     };
     let mut out = Vec::new();
-    replay::run(Arc::new(rules), Allowlist::default(), &opts, &mut out)
+    replay::run(Arc::new(rules), config.allowlist, &opts, &mut out)
         .unwrap_or_else(|e| panic!("replay of {}: {e}", file.display()));
     String::from_utf8(out)
         .expect("replay output is UTF-8")
@@ -128,8 +142,14 @@ fn victim_reason(printed: &str) -> Option<&'static str> {
 /// Replays the corpus of `rule` and checks it against `expected`, the
 /// attacker addresses that must be decided.
 fn check_corpus(rule: &str, expected: &[&str]) {
-    let file = corpus(rule);
-    let decisions = replay_at_threshold_one(&file);
+    check_corpus_behind(rule, rule, "allowlist = []", expected);
+}
+
+/// Replays corpus `name` (of rule `rule`) with configuration `config` and
+/// checks it against `expected`.
+fn check_corpus_behind(name: &str, rule: &str, config: &str, expected: &[&str]) {
+    let file = corpus(name);
+    let decisions = replay_behind(&file, config);
     let victims: Vec<String> = decisions
         .iter()
         .filter_map(|d| victim_reason(&d.ip).map(|why| format!("{} ({why})", d.ip)))
@@ -282,6 +302,68 @@ fn http_corpus_blocks_only_the_attackers() {
             "203.0.113.226",
         ],
     );
+}
+
+/// The proxies of the proxied corpus: none of them a victim or an attacker.
+const PROXIES: &str = "allowlist = []\ntrusted_proxies = [\"192.0.2.0/24\", \"fc00::/16\"]\n";
+
+#[test]
+fn http_corpus_behind_trusted_proxies_blocks_only_the_attackers() {
+    check_corpus_behind(
+        "http-401-proxied",
+        "http-401",
+        PROXIES,
+        &[
+            "203.0.113.151",
+            // 152-153: an untrusted peer's forged list: the peer counts.
+            "203.0.113.152",
+            "203.0.113.153",
+            // 154-157: the right-most untrusted entry is not an address,
+            // or more than 32 trusted hops.
+            "203.0.113.158",
+            "2001:db8::159",
+            // 160: a zone id at the right.
+            "203.0.113.161",
+            "203.0.113.162",
+            "203.0.113.163",
+            "203.0.113.164",
+            "203.0.113.165",
+            // 166-167: no list, every hop trusted: the proxy, allowlisted.
+            "203.0.113.168",
+            // 169: two extra fields; 171: uvicorn: the proxy, allowlisted.
+            "203.0.113.170",
+            "203.0.113.172",
+            "203.0.113.173",
+            "203.0.113.174",
+            "2001:db8::175",
+            "203.0.113.176",
+            // 177-180: 32 trusted hops, and victim forms at the right.
+            "203.0.113.181",
+            "2001:db8::182",
+        ],
+    );
+}
+
+/// With no proxy trusted (the default), the same lines count their peers:
+/// the proxies (no allowlist here) and the attackers that talk directly,
+/// never an address from a list.
+#[test]
+fn http_corpus_with_no_proxy_trusted_counts_only_peers() {
+    let decided: BTreeSet<String> = replay_at_threshold_one(&corpus("http-401-proxied"))
+        .into_iter()
+        .map(|d| d.ip)
+        .collect();
+    let expected: BTreeSet<String> = [
+        "192.0.2.5",
+        "fc00::5",
+        "fc00::/64",
+        "203.0.113.152",
+        "203.0.113.153",
+        "203.0.113.181",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(decided, expected);
 }
 
 /// The corpus must keep its shape: a victim in every file, bare CRs and

@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use authwatch::ip::parse_client_ip;
+use authwatch::proxy::TrustedProxies;
 use authwatch::rules::{RuleFilter, RuleSet};
 use authwatch::time::Timestamp;
 use libfuzzer_sys::fuzz_target;
@@ -25,7 +26,17 @@ fn shipped() -> &'static (RuleSet, RuleFilter) {
     static RULES: OnceLock<(RuleSet, RuleFilter)> = OnceLock::new();
     RULES.get_or_init(|| {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules");
-        let set = RuleSet::load_dir(dir.as_ref()).expect("the shipped rules compile");
+        let mut set = RuleSet::load_dir(dir.as_ref()).expect("the shipped rules compile");
+        // Trusted proxies, so that lines from them take the
+        // X-Forwarded-For path, whose client must be written in the line
+        // too.
+        set.trust_proxies(
+            TrustedProxies::new(vec![
+                "10.0.0.0/8".parse().expect("literal CIDR"),
+                "fd00::/8".parse().expect("literal CIDR"),
+            ]),
+            Vec::new(),
+        );
         let filter = set.filter_all();
         (set, filter)
     })

@@ -1,8 +1,10 @@
 //! JSON matchers: predicates on fields by dotted path, the client IP from
-//! the first present of a list of candidate fields, the time from another.
+//! the first present of a list of candidate fields, the time from another,
+//! and optionally the logged `X-Forwarded-For` chain from a third (then the
+//! IP field is the peer, which [`crate::proxy`] may replace).
 //!
 //! Duplicate keys: JSON parsers disagree about which of two equal keys
-//! wins, so a line that carries the IP field or the time field twice is
+//! wins, so a line that carries the IP, time or chain field twice is
 //! *ambiguous* and is never counted (the engine counts it as malformed).
 //! Whichever copy an attacker planted, no victim is blocked by it.
 
@@ -66,7 +68,18 @@ impl Predicate {
 pub(super) struct JsonMatcher {
     pub ip_fields: Vec<String>,
     pub time_fields: Vec<String>,
+    /// Where the `X-Forwarded-For` chain may be; empty: the rule reads none.
+    pub xff_fields: Vec<String>,
     pub predicates: Vec<Predicate>,
+}
+
+/// What a JSON line yielded: the `ip` field's address, the time, and with
+/// `xff_fields` the chain (`Some("")` when none of them is present).
+#[derive(Debug, PartialEq)]
+pub(super) struct JsonMatch<'l> {
+    pub ip: IpAddr,
+    pub time: Option<Timestamp>,
+    pub forwarded: Option<Cow<'l, str>>,
 }
 
 /// Why a candidate line yielded no hit, for the engine's counters.
@@ -74,7 +87,7 @@ pub(super) struct JsonMatcher {
 pub enum JsonMiss {
     /// Not one valid JSON object within the limits.
     Malformed,
-    /// The IP or time field occurs twice.
+    /// The IP, time or chain field occurs twice.
     Ambiguous,
     /// Valid, but a predicate failed, or the IP is absent or not an IP.
     NoMatch,
@@ -89,19 +102,21 @@ fn text_of<'a>(v: &'a Scalar<'_>) -> Option<&'a str> {
 }
 
 impl JsonMatcher {
-    pub(super) fn run(
+    pub(super) fn run<'l>(
         &self,
         scanner: &mut Scanner,
-        line: &[u8],
+        line: &'l [u8],
         clock: &mut SyslogClock,
-    ) -> Result<(IpAddr, Option<Timestamp>), JsonMiss> {
+    ) -> Result<JsonMatch<'l>, JsonMiss> {
         // Predicates are few (a rule rarely has more than 4); a u64 mask
         // keeps this allocation-free.
         let mut satisfied: u64 = 0;
         let mut ip_seen = [0u8; MAX_CANDIDATES];
         let mut time_seen = [0u8; MAX_CANDIDATES];
+        let mut xff_seen = [0u8; MAX_CANDIDATES];
         let mut ip: Option<(usize, Cow<'_, str>)> = None;
         let mut time: Option<(usize, Scalar<'_>)> = None;
+        let mut xff: Option<(usize, Cow<'_, str>)> = None;
         let scanned = scanner.scan(line, |path, value| {
             // Each leaf is compared with every field the rule names; a
             // field of another length cannot be its path.
@@ -132,6 +147,23 @@ impl JsonMatcher {
                     }
                 }
             }
+            for (j, f) in self.xff_fields.iter().enumerate() {
+                if Some(f.len()) == len && path_is(path, f) {
+                    xff_seen[j] = xff_seen[j].saturating_add(1);
+                    if xff.as_ref().is_none_or(|(k, _)| j < *k) {
+                        // A chain that is not a string (a number, a bool,
+                        // null) is nobody's address: kept as text that
+                        // parses as no address, so a trusted peer's line
+                        // with it counts for nobody. (An array or object
+                        // has no leaf at this path: the chain is absent.)
+                        let text = match &value {
+                            Scalar::Str(s) => s.clone(),
+                            _ => Cow::Borrowed("?"),
+                        };
+                        xff = Some((j, text));
+                    }
+                }
+            }
             for (j, f) in self.time_fields.iter().enumerate() {
                 if Some(f.len()) == len && path_is(path, f) {
                     time_seen[j] = time_seen[j].saturating_add(1);
@@ -157,6 +189,12 @@ impl JsonMatcher {
         if ip_seen[j] > 1 {
             return Err(JsonMiss::Ambiguous);
         }
+        let forwarded = match xff {
+            None if self.xff_fields.is_empty() => None,
+            None => Some(Cow::Borrowed("")),
+            Some((j, _)) if xff_seen[j] > 1 => return Err(JsonMiss::Ambiguous),
+            Some((_, chain)) => Some(chain),
+        };
         let ip = parse_client_ip_or_socket(ip_text.as_bytes()).ok_or(JsonMiss::NoMatch)?;
         let time = match time {
             None => None,
@@ -165,6 +203,10 @@ impl JsonMatcher {
             Some((_, Scalar::Str(s))) => crate::time::parse_log_time(s.as_bytes(), clock),
             Some(_) => None,
         };
-        Ok((ip, time))
+        Ok(JsonMatch {
+            ip,
+            time,
+            forwarded,
+        })
     }
 }

@@ -32,6 +32,7 @@ pub use hit::{Hit, RuleIdx, Tally};
 
 use crate::config::line_at;
 use crate::detector::Policy;
+use crate::proxy::TrustedProxies;
 use crate::time::{SyslogClock, Timestamp};
 use json::{FieldSel, JsonMatcher, JsonMiss, Op, Predicate};
 use prefilter::Prefilter;
@@ -117,6 +118,9 @@ pub struct Example {
     /// Where it is written, for messages.
     pub file_line: usize,
     pub expect: Expect,
+    /// The proxies trusted while it runs: an example shows what a line
+    /// yields behind given proxies, whatever the configuration trusts.
+    pub proxies: TrustedProxies,
 }
 
 /// One compiled rule.
@@ -166,8 +170,11 @@ impl Rule {
 pub struct MissCounts {
     /// JSON candidates that were not a valid object within the limits.
     pub malformed: u64,
-    /// JSON candidates with the IP or time field twice.
+    /// JSON candidates with the IP, time or chain field twice.
     pub ambiguous: u64,
+    /// Lines from a trusted proxy whose `X-Forwarded-For` chain names no
+    /// client (see [`crate::proxy::Unresolved`]): counted for nobody.
+    pub unresolved: u64,
 }
 
 /// The per-thread scratch state of matching: reusable buffers and the
@@ -188,13 +195,24 @@ impl MatchState {
     }
 }
 
-/// Which rules a source's lines go to.
+/// Which rules a source's lines go to, and which proxies are trusted to
+/// say who the client is in them.
 #[derive(Debug, Clone)]
-pub struct RuleFilter(Vec<bool>);
+pub struct RuleFilter {
+    rules: Vec<bool>,
+    proxies: TrustedProxies,
+}
 
 impl RuleFilter {
     fn allows(&self, rule: usize) -> bool {
-        self.0.get(rule).copied().unwrap_or(false)
+        self.rules.get(rule).copied().unwrap_or(false)
+    }
+
+    /// Only rule `rule` of `count`, behind `proxies`.
+    fn only(rule: usize, count: usize, proxies: TrustedProxies) -> RuleFilter {
+        let mut rules = vec![false; count];
+        rules[rule] = true;
+        RuleFilter { rules, proxies }
     }
 }
 
@@ -205,6 +223,10 @@ pub struct RuleSet {
     prefilter: Prefilter,
     /// Unit → (rule, pattern index within the rule).
     units: Vec<(u16, u16)>,
+    /// The proxies trusted in every source's lines, unless the source has
+    /// its own list in `proxies_by_source`.
+    proxies: TrustedProxies,
+    proxies_by_source: Vec<(String, TrustedProxies)>,
 }
 
 impl RuleSet {
@@ -320,6 +342,8 @@ impl RuleSet {
             prefilter: Prefilter::new(&units_lits),
             rules,
             units,
+            proxies: TrustedProxies::default(),
+            proxies_by_source: Vec::new(),
         };
         let failures = set.check_examples();
         if failures.is_empty() {
@@ -353,10 +377,35 @@ impl RuleSet {
         }
     }
 
-    /// The rules that read lines of source `name`.
+    /// The proxies whose `X-Forwarded-For` entries the rules believe, from
+    /// the configuration: `default` for every source, and for the sources
+    /// named in `by_source`, their own list instead. Without this call no
+    /// proxy is trusted.
+    pub fn trust_proxies(
+        &mut self,
+        default: TrustedProxies,
+        by_source: Vec<(String, TrustedProxies)>,
+    ) {
+        self.proxies = default;
+        self.proxies_by_source = by_source;
+    }
+
+    /// The proxies trusted in lines of every source without its own list.
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.proxies
+    }
+
+    /// The rules that read lines of source `name`, and the proxies trusted
+    /// in them.
     pub fn filter_for_source(&self, name: &str) -> RuleFilter {
-        RuleFilter(
-            self.rules
+        let proxies = self
+            .proxies_by_source
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(&self.proxies, |(_, p)| p);
+        RuleFilter {
+            rules: self
+                .rules
                 .iter()
                 .map(|r| {
                     r.sources
@@ -364,12 +413,17 @@ impl RuleSet {
                         .is_none_or(|s| s.iter().any(|n| n == name))
                 })
                 .collect(),
-        )
+            proxies: proxies.clone(),
+        }
     }
 
-    /// Every rule, whatever its sources: what `replay` uses.
+    /// Every rule, whatever its sources, behind the default proxies: what
+    /// `replay` uses.
     pub fn filter_all(&self) -> RuleFilter {
-        RuleFilter(vec![true; self.rules.len()])
+        RuleFilter {
+            rules: vec![true; self.rules.len()],
+            proxies: self.proxies.clone(),
+        }
     }
 
     pub fn new_state(&self, reference: Timestamp) -> MatchState {
@@ -419,8 +473,8 @@ impl RuleSet {
                 j += 1;
             }
             if filter.allows(rule_idx) {
-                let rule = &self.rules[rule_idx];
-                if let Some(hit) = self.match_rule(st, rule, RuleIdx(r), i..j, line, &mut header) {
+                if let Some(hit) = self.match_rule(st, RuleIdx(r), filter, i..j, line, &mut header)
+                {
                     out(hit);
                 }
             }
@@ -431,18 +485,23 @@ impl RuleSet {
     fn match_rule<'l>(
         &self,
         st: &mut MatchState,
-        rule: &Rule,
         idx: RuleIdx,
+        filter: &RuleFilter,
         cands: std::ops::Range<usize>,
         line: &'l [u8],
         header: &mut Option<Option<crate::syslog::SyslogHeader<'l>>>,
     ) -> Option<Hit> {
-        match &rule.matcher {
+        match &self.rules[idx.0 as usize].matcher {
             Matcher::Json(m) => match m.run(&mut st.scanner, line, &mut st.clock) {
-                Ok((ip, time)) => Some(Hit {
+                Ok(m) => Some(Hit {
                     rule: idx,
-                    ip,
-                    time,
+                    ip: client(
+                        &filter.proxies,
+                        &mut st.misses,
+                        m.ip,
+                        m.forwarded.as_deref().map(str::as_bytes),
+                    )?,
+                    time: m.time,
                     weight: 1,
                     session: None,
                     tally: Tally::Each,
@@ -468,9 +527,12 @@ impl RuleSet {
                     if let Some(m) =
                         text::run(p, &mut st.locations[unit as usize], line, &mut st.clock)
                     {
+                        // A line whose chain names no client is still this
+                        // pattern's: no later pattern may read it (and
+                        // count the proxy).
                         return Some(Hit {
                             rule: idx,
-                            ip: m.ip,
+                            ip: client(&filter.proxies, &mut st.misses, m.ip, m.forwarded)?,
                             time: m.time,
                             weight: m.weight,
                             session: None,
@@ -504,7 +566,7 @@ impl RuleSet {
                     {
                         return Some(Hit {
                             rule: idx,
-                            ip: m.ip,
+                            ip: client(&filter.proxies, &mut st.misses, m.ip, m.forwarded)?,
                             time: Some(m.time.unwrap_or(h.time)),
                             weight: m.weight.saturating_mul(repeat),
                             session: if *session_by_pid {
@@ -527,10 +589,8 @@ impl RuleSet {
         let mut st = self.new_state(Timestamp::now());
         let mut errors = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
-            let mut only = vec![false; self.rules.len()];
-            only[i] = true;
-            let filter = RuleFilter(only);
             for ex in &rule.examples {
+                let filter = RuleFilter::only(i, self.rules.len(), ex.proxies.clone());
                 let mut hit = None;
                 self.match_line(&mut st, &filter, ex.line.as_bytes(), &mut |h| hit = Some(h));
                 let fail = |message: String| RuleError {
@@ -570,6 +630,27 @@ impl RuleSet {
             }
         }
         errors
+    }
+}
+
+/// The client of a hit: the captured address, or, when the rule logged an
+/// `X-Forwarded-For` chain beside it, whom the trusted proxies say it is.
+/// `None` (and counted) when the chain names no one.
+fn client(
+    proxies: &TrustedProxies,
+    misses: &mut MissCounts,
+    peer: IpAddr,
+    forwarded: Option<&[u8]>,
+) -> Option<IpAddr> {
+    let Some(chain) = forwarded else {
+        return Some(peer);
+    };
+    match proxies.resolve(peer, chain) {
+        Ok(ip) => Some(ip),
+        Err(_) => {
+            misses.unresolved += 1;
+            None
+        }
     }
 }
 
@@ -767,6 +848,7 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
             for (field, present) in [
                 ("ip", raw.ip.is_some()),
                 ("time", raw.time.is_some()),
+                ("xff", raw.xff.is_some()),
                 ("when", !raw.when.is_empty()),
             ] {
                 if present {
@@ -911,6 +993,7 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
                 ));
             }
             let time_fields = field_list(&raw.time, "time", &mut errors);
+            let xff_fields = field_list(&raw.xff, "xff", &mut errors);
             if raw.when.is_empty() {
                 errors.push(ctx.err(
                     raw.id.span(),
@@ -1023,6 +1106,7 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
             Matcher::Json(JsonMatcher {
                 ip_fields,
                 time_fields,
+                xff_fields,
                 predicates,
             })
         }
@@ -1124,10 +1208,21 @@ fn compile_example(ctx: &Ctx<'_>, e: &Spanned<RawExample>) -> Result<Example, Ru
             ));
         }
     };
+    let proxies = match &e.trusted_proxies {
+        None => TrustedProxies::default(),
+        Some(list) => TrustedProxies::new(
+            list.get_ref()
+                .iter()
+                .map(|s| crate::proxy::parse_trusted(s))
+                .collect::<Result<_, _>>()
+                .map_err(|m| ctx.err(list.span(), "example.trusted_proxies", m))?,
+        ),
+    };
     Ok(Example {
         line: e.line.get_ref().clone(),
         file_line,
         expect,
+        proxies,
     })
 }
 
@@ -1152,11 +1247,16 @@ pub fn explain(
         if only.is_some_and(|id| id != &*rule.id) {
             continue;
         }
-        let mut mask = vec![false; set.rules.len()];
-        mask[i] = true;
+        let filter = RuleFilter::only(i, set.rules.len(), set.proxies.clone());
         let mut hit = None;
-        set.match_line(&mut st, &RuleFilter(mask), line, &mut |h| hit = Some(h));
+        let unresolved = st.misses.unresolved;
+        set.match_line(&mut st, &filter, line, &mut |h| hit = Some(h));
         let _ = match hit {
+            None if st.misses.unresolved > unresolved => writeln!(
+                out,
+                "rule {}: match, but no client: the peer is a trusted proxy and the right-most untrusted X-Forwarded-For entry is not an address (or the chain is too long)",
+                rule.id
+            ),
             None => writeln!(out, "rule {}: no match", rule.id),
             Some(h) => {
                 let time = match h.time {
@@ -1288,6 +1388,147 @@ mod tests {
         .to_string();
         assert!(
             e.starts_with("/etc/authwatch/rules/t.toml:4: rule \"t\": escalate[1]:"),
+            "{e}"
+        );
+    }
+
+    fn trusting(nets: &[&str]) -> TrustedProxies {
+        TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect())
+    }
+
+    /// What `set` makes of `line` with the default proxies: the hit's IP,
+    /// and the misses it added.
+    fn client_of(set: &RuleSet, line: &str) -> (Option<IpAddr>, MissCounts) {
+        let mut st = set.new_state(Timestamp::now());
+        let mut ip = None;
+        set.match_line(&mut st, &set.filter_all(), line.as_bytes(), &mut |h| {
+            ip = Some(h.ip)
+        });
+        (ip, st.misses)
+    }
+
+    #[test]
+    fn json_rules_read_the_chain_from_their_xff_fields() {
+        let rule = r#"
+[[rule]]
+id = "j"
+format = "json"
+ip = "remote_addr"
+xff = ["headers.x-forwarded-for", "x_forwarded_for"]
+  [[rule.when]]
+  field = "msg"
+  equals = "invalid signature"
+  [[rule.example]]
+  line = '{"msg":"invalid signature","remote_addr":"10.0.0.5","x_forwarded_for":"198.51.100.9, 203.0.113.7"}'
+  trusted_proxies = ["10.0.0.0/8"]
+  ip = "203.0.113.7"
+  [[rule.example]]
+  line = '{"msg":"invalid signature","remote_addr":"10.0.0.5","x_forwarded_for":"198.51.100.9, 203.0.113.7"}'
+  ip = "10.0.0.5"
+"#;
+        let mut set = compile(rule).unwrap_or_else(|e| panic!("{e}"));
+        set.trust_proxies(trusting(&["10.0.0.0/8"]), Vec::new());
+        let ip = |s: &str| -> Option<IpAddr> { Some(s.parse().unwrap()) };
+        for (line, want, unresolved, ambiguous) in [
+            // The first field of the list present wins; nested paths work.
+            (
+                r#"{"msg":"invalid signature","remote_addr":"10.0.0.5","headers":{"x-forwarded-for":"203.0.113.8"},"x_forwarded_for":"203.0.113.7"}"#,
+                ip("203.0.113.8"),
+                0,
+                0,
+            ),
+            // An untrusted peer: its header is ignored.
+            (
+                r#"{"msg":"invalid signature","remote_addr":"203.0.113.7","x_forwarded_for":"198.51.100.9"}"#,
+                ip("203.0.113.7"),
+                0,
+                0,
+            ),
+            // No chain field: the proxy itself (allowlisted by the config).
+            (
+                r#"{"msg":"invalid signature","remote_addr":"10.0.0.5"}"#,
+                ip("10.0.0.5"),
+                0,
+                0,
+            ),
+            // The chain field twice: ambiguous, never counted.
+            (
+                r#"{"msg":"invalid signature","remote_addr":"10.0.0.5","x_forwarded_for":"203.0.113.7","x_forwarded_for":"198.51.100.9"}"#,
+                None,
+                0,
+                1,
+            ),
+            // Not a string, or garbage at its right end: nobody.
+            (
+                r#"{"msg":"invalid signature","remote_addr":"10.0.0.5","x_forwarded_for":172114498}"#,
+                None,
+                1,
+                0,
+            ),
+            (
+                r#"{"msg":"invalid signature","remote_addr":"10.0.0.5","x_forwarded_for":"198.51.100.9, unknown"}"#,
+                None,
+                1,
+                0,
+            ),
+        ] {
+            let (got, misses) = client_of(&set, line);
+            assert_eq!(got, want, "{line}");
+            assert_eq!(
+                (misses.unresolved, misses.ambiguous),
+                (unresolved, ambiguous),
+                "{line}"
+            );
+        }
+        let e = compile("[[rule]]\nid = \"j\"\nxff = \"x_forwarded_for\"\n[[rule.pattern]]\nregex = '(?P<ip>x)'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("rule \"j\": xff: only json rules take `xff`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unresolved_chain_ends_the_rule_so_no_later_pattern_counts_the_proxy() {
+        let rule = r#"
+[[rule]]
+id = "t"
+format = "plain"
+  [[rule.pattern]]
+  regex = '^(?P<ip>\S+) fail "(?P<xff>[^"]*)"$'
+  [[rule.pattern]]
+  regex = '^(?P<ip>\S+) fail .*$'
+"#;
+        let mut set = compile(rule).unwrap_or_else(|e| panic!("{e}"));
+        set.trust_proxies(
+            trusting(&["10.0.0.0/8"]),
+            vec![("direct".into(), TrustedProxies::default())],
+        );
+        let (got, misses) = client_of(&set, r#"10.0.0.5 fail "10.66.66.66, unknown""#);
+        assert_eq!((got, misses.unresolved), (None, 1));
+        let (got, _) = client_of(&set, r#"10.0.0.5 fail "10.66.66.66, 203.0.113.7""#);
+        assert_eq!(got, Some("203.0.113.7".parse().unwrap()));
+        // A source with its own (empty) list trusts nobody.
+        let mut st = set.new_state(Timestamp::now());
+        let mut got = None;
+        set.match_line(
+            &mut st,
+            &set.filter_for_source("direct"),
+            br#"10.0.0.5 fail "10.66.66.66, 203.0.113.7""#,
+            &mut |h| got = Some(h.ip),
+        );
+        assert_eq!(got, Some("10.0.0.5".parse().unwrap()));
+        // An example's proxies must parse, and are named by line.
+        let e = compile(&format!(
+            "{rule}  [[rule.example]]\n  line = '10.0.0.5 fail \"1.2.3.4\"'\n  trusted_proxies = [\"10.0.0.5/8\"]\n  ip = \"1.2.3.4\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(
+                "t.toml:11: rule \"t\": example.trusted_proxies: \"10.0.0.5/8\" has bits set"
+            ),
             "{e}"
         );
     }

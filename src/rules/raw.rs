@@ -40,6 +40,9 @@ pub(super) struct RawRule {
     pub ip: Option<Spanned<toml::Value>>,
     /// json: the field, or candidate fields in order, holding the time.
     pub time: Option<Spanned<toml::Value>>,
+    /// json: the field, or candidate fields in order, holding the logged
+    /// `X-Forwarded-For` chain (then `ip` names the peer's field).
+    pub xff: Option<Spanned<toml::Value>>,
     #[serde(default)]
     pub when: Vec<Spanned<RawPredicate>>,
     #[serde(default)]
@@ -78,4 +81,6 @@ pub(super) struct RawExample {
     pub time: Option<Spanned<String>>,
     /// The failures the line stands for (rsyslog's "message repeated").
     pub weight: Option<Spanned<i64>>,
+    /// The proxies trusted while this example runs (none by default).
+    pub trusted_proxies: Option<Spanned<Vec<String>>>,
 }

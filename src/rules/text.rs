@@ -1,5 +1,5 @@
-//! Text matchers: regexes with a named group `ip` (and optionally `time`
-//! and `repeat`), over the whole line or over a syslog message.
+//! Text matchers: regexes with a named group `ip` (and optionally `time`,
+//! `repeat` and `xff`), over the whole line or over a syslog message.
 //!
 //! Regexes run in byte mode with Unicode off, so `.` and `\S` match any
 //! byte: a line with invalid UTF-8 is matched as well as a clean one, and
@@ -37,6 +37,9 @@ pub(super) struct Pattern {
     pub ip_group: usize,
     pub time_group: Option<usize>,
     pub repeat_group: Option<usize>,
+    /// The logged `X-Forwarded-For` chain; with it, `ip` is the peer that
+    /// sent the request, which may be a trusted proxy.
+    pub xff_group: Option<usize>,
     pub tally: Tally,
     /// A cheaper way to the `ip` capture, when the pattern's shape allows.
     split: Option<Split>,
@@ -54,6 +57,7 @@ impl Pattern {
         Ok(Pattern {
             time_group: group("time"),
             repeat_group: group("repeat"),
+            xff_group: group("xff"),
             ip_group,
             split: Split::new(source),
             regex,
@@ -68,20 +72,24 @@ fn one_line(s: &str) -> String {
 
 /// What a pattern found in a line.
 #[derive(Debug, PartialEq)]
-pub(super) struct TextMatch {
+pub(super) struct TextMatch<'t> {
+    /// The `ip` capture: the client, or with `forwarded` the peer.
     pub ip: std::net::IpAddr,
     pub time: Option<Timestamp>,
     pub weight: u32,
+    /// `Some` when the pattern has an `xff` group: what it captured, empty
+    /// when the group took no part in the match.
+    pub forwarded: Option<&'t [u8]>,
 }
 
 /// Runs `pattern` over `text`. `None` when it does not match, or when
 /// what it captured as `ip` is not exactly an IP address.
-pub(super) fn run(
+pub(super) fn run<'t>(
     pattern: &Pattern,
     locs: &mut CaptureLocations,
-    text: &[u8],
+    text: &'t [u8],
     clock: &mut SyslogClock,
-) -> Option<TextMatch> {
+) -> Option<TextMatch<'t>> {
     if let Some(split) = &pattern.split {
         match split.find(text, &pattern.regex) {
             Found::One(s, e) => {
@@ -89,6 +97,8 @@ pub(super) fn run(
                     ip: parse_client_ip(&text[s..e])?,
                     time: None,
                     weight: 1,
+                    // The fast path takes only patterns whose one group is `ip`.
+                    forwarded: None,
                 });
             }
             Found::None => return None,
@@ -106,7 +116,15 @@ pub(super) fn run(
         Some((s, e)) => parse_count(&text[s..e])?,
         None => 1,
     };
-    Some(TextMatch { ip, time, weight })
+    let forwarded = pattern
+        .xff_group
+        .map(|g| locs.get(g).map_or(&b""[..], |(s, e)| &text[s..e]));
+    Some(TextMatch {
+        ip,
+        time,
+        weight,
+        forwarded,
+    })
 }
 
 /// The `ip` capture without a capturing regex engine, for patterns of the

@@ -1,6 +1,7 @@
 //! The real `authwatch` binary, run as a daemon in a temporary host: its
-//! own config, log directory and state directory. Its stderr is collected
-//! so that tests can wait for "ready" and read what it logged.
+//! own config, log directory and state directory. Its stderr (and stdout,
+//! should anything ever be printed there) is collected so that tests can
+//! wait for "ready" and read what it logged.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -18,16 +19,22 @@ pub struct TestHost {
 impl TestHost {
     /// `extra` is appended to the generated config (sources, alerts, …).
     pub fn new(redis_url: &str, extra: &str) -> TestHost {
-        TestHost::build(redis_url, None, extra)
+        TestHost::build(redis_url, None, "", extra)
+    }
+
+    /// Like [`TestHost::new`], with top-level keys (`trusted_proxies = …`)
+    /// that must come before the config's tables.
+    pub fn with_top_level(redis_url: &str, top_level: &str, extra: &str) -> TestHost {
+        TestHost::build(redis_url, None, top_level, extra)
     }
 
     /// Like [`TestHost::new`], with this host's own rule file instead of
     /// the shipped rules.
     pub fn with_rules(redis_url: &str, rules: &str, extra: &str) -> TestHost {
-        TestHost::build(redis_url, Some(rules), extra)
+        TestHost::build(redis_url, Some(rules), "", extra)
     }
 
-    fn build(redis_url: &str, own_rules: Option<&str>, extra: &str) -> TestHost {
+    fn build(redis_url: &str, own_rules: Option<&str>, top_level: &str, extra: &str) -> TestHost {
         let dir = tempfile::tempdir().expect("temp dir for the host");
         std::fs::create_dir_all(dir.path().join("log")).expect("log dir");
         std::fs::create_dir_all(dir.path().join("state")).expect("state dir");
@@ -42,7 +49,7 @@ impl TestHost {
         };
         let config = dir.path().join("authwatch.toml");
         let text = format!(
-            "rules_dir = {rules:?}\nstate_dir = \"state\"\nhost = \"test-host\"\n\n[redis]\nurl = \"{redis_url}\"\nkey_prefix = \"authwatch:\"\n\n[api]\nsocket = \"run/api.sock\"\n\n{extra}\n"
+            "rules_dir = {rules:?}\nstate_dir = \"state\"\nhost = \"test-host\"\n{top_level}\n\n[redis]\nurl = \"{redis_url}\"\nkey_prefix = \"authwatch:\"\n\n[api]\nsocket = \"run/api.sock\"\n\n{extra}\n"
         );
         std::fs::write(&config, text).expect("write config");
         TestHost { dir, config }
@@ -97,27 +104,38 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `authwatch run` and waits until it says it is ready.
     pub fn start(config: &Path) -> Daemon {
+        Daemon::start_logging(config, "info")
+    }
+
+    /// Like [`Daemon::start`], logging at `level` (`AUTHWATCH_LOG`).
+    pub fn start_logging(config: &Path, level: &str) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_authwatch"))
             .arg("run")
             // Whoever runs the tests (root in CI).
             .arg("--allow-root")
             .arg("--config")
             .arg(config)
-            .env("AUTHWATCH_LOG", "info")
+            .env("AUTHWATCH_LOG", level)
             .env_remove("JOURNAL_STREAM")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn authwatch");
         let stderr = Arc::new(Mutex::new(Vec::new()));
-        let pipe = child.stderr.take().expect("stderr pipe");
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                lock(&sink).push(line);
-            }
-        });
+        let err = child.stderr.take().expect("stderr pipe");
+        let out = child.stdout.take().expect("stdout pipe");
+        for pipe in [
+            Box::new(err) as Box<dyn std::io::Read + Send>,
+            Box::new(out),
+        ] {
+            let sink = Arc::clone(&stderr);
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    lock(&sink).push(line);
+                }
+            });
+        }
         let d = Daemon {
             child: Some(child),
             stderr,
