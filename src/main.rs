@@ -148,13 +148,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             let examples: usize = set.rules().iter().map(|r| r.examples.len()).sum();
-            println!(
+            // Written, not println!'d: `rules check | head` closes the pipe
+            // early, which is a success (main sees the BrokenPipe), not a
+            // panic.
+            let mut out = io::stdout().lock();
+            writeln!(
+                out,
                 "ok: {} rules, {} examples pass",
                 set.rules().len(),
                 examples
-            );
+            )?;
             for r in set.rules() {
-                println!(
+                writeln!(
+                    out,
                     "  {:<24} threshold {} in {}, block for {}, {} examples  ({}:{})",
                     r.id,
                     r.threshold,
@@ -163,7 +169,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     r.examples.len(),
                     r.file.display(),
                     r.line
-                );
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -174,7 +180,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let report =
                 authwatch::rules::explain(&set, &allowlist, rule.as_deref(), line.as_bytes())
                     .map_err(Usage)?;
-            print!("{report}");
+            io::stdout().write_all(report.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Blocks { command } => {
