@@ -31,6 +31,7 @@
 //! of keys holding three or more failures, plus 6 MiB of sessions. The
 //! module doc of `window` says how the cap evicts.
 
+mod hash;
 mod session;
 mod window;
 
@@ -188,8 +189,10 @@ impl Default for DetectorLimits {
 ///
 /// Per hit: one lookup in the sessions (if the hit has one) and one in the
 /// windows (three for a key not touched lately, and twice that for an IPv6
-/// hit with prefix counting), std `HashMap`s with keyed SipHash, since the
-/// addresses are the attacker's choice. Work per hit is bounded by the
+/// hit with prefix counting), std `HashMap`s with a hash keyed by secrets
+/// from the OS (see `hash.rs`: a folded multiply per key word, where
+/// SipHash cost several times as much), since the addresses are the
+/// attacker's choice. Work per hit is bounded by the
 /// threshold, and O(1) amortised for the cap.
 ///
 /// Memory: see the module doc. Sessions are capped at 65,536 (about 6 MiB
