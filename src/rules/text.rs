@@ -1143,11 +1143,10 @@ mod tests {
         r#"^(?P<ip>[0-9A-Fa-f:.]+) - - \[(?P<time>\d{2}/[A-Z][a-z]{2}/\d{4} \d{2}:\d{2}:\d{2})\] (?:\x1b\[[0-9;]*m)*".*" 401 (?:\d+|-)(?:\x1b\[[0-9;]*m)*$"#,
     ];
 
+    type Span = (usize, usize);
+
     /// The `ip` and `time` spans as the regex captures them.
-    fn spans_by_regex(
-        p: &Pattern,
-        text: &[u8],
-    ) -> Option<((usize, usize), Option<(usize, usize)>)> {
+    fn spans_by_regex(p: &Pattern, text: &[u8]) -> Option<(Span, Option<Span>)> {
         let mut locs = p.regex.capture_locations();
         p.regex.captures_read(&mut locs, text)?;
         Some((
