@@ -31,6 +31,7 @@
 //! of keys holding three or more failures, plus 6 MiB of sessions. The
 //! module doc of `window` says how the cap evicts.
 
+mod hash;
 mod session;
 mod window;
 
@@ -188,8 +189,10 @@ impl Default for DetectorLimits {
 ///
 /// Per hit: one lookup in the sessions (if the hit has one) and one in the
 /// windows (three for a key not touched lately, and twice that for an IPv6
-/// hit with prefix counting), std `HashMap`s with keyed SipHash, since the
-/// addresses are the attacker's choice. Work per hit is bounded by the
+/// hit with prefix counting), std `HashMap`s with a hash keyed by secrets
+/// from the OS (see `hash.rs`: a folded multiply per key word, where
+/// SipHash cost several times as much), since the addresses are the
+/// attacker's choice. Work per hit is bounded by the
 /// threshold, and O(1) amortised for the cap.
 ///
 /// Memory: see the module doc. Sessions are capped at 65,536 (about 6 MiB
@@ -202,6 +205,8 @@ pub struct Detector<S = MemoryStore> {
     limits: Vec<Limit>,
     store: S,
     sessions: Sessions,
+    /// Event time of the last sweep of the sessions.
+    sessions_swept: Option<i64>,
 }
 
 impl Detector {
@@ -241,6 +246,7 @@ impl<S: WindowStore> Detector<S> {
             limits,
             store,
             sessions: Sessions::default(),
+            sessions_swept: None,
         }
     }
 
@@ -344,11 +350,21 @@ impl<S: WindowStore> Detector<S> {
     /// time: each call sweeps only the share of the keys due for the event
     /// time since the last call, so the whole store is covered every 16 s
     /// and a call at a million keys touches about a sixteenth of them.
+    /// Sessions are walked whole, so only once per minute of event time:
+    /// a session idle that long already counts as over when its next line
+    /// comes, swept or not.
     ///
     /// Dropping a key never changes a decision for hits at or after `now`.
     pub fn sweep(&mut self, now: Timestamp) {
         self.store.sweep(now, &self.limits);
-        self.sessions.sweep(now.as_millis());
+        let now = now.as_millis();
+        if self
+            .sessions_swept
+            .is_none_or(|last| now.saturating_sub(last) >= session::SWEEP_EVERY_MS)
+        {
+            self.sessions.sweep(now);
+            self.sessions_swept = Some(now);
+        }
     }
 
     /// The number of (rule, subject) keys held.

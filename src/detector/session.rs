@@ -5,7 +5,10 @@
 //! hit counts within its session is its [`Tally`]; see there.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+
+use super::hash::KeyHasher;
 
 use crate::rules::{RuleIdx, Tally};
 
@@ -16,11 +19,33 @@ pub(crate) const CAP: usize = 65_536;
 /// A session not seen for longer than this (event time) is forgotten.
 pub(crate) const IDLE_MS: i64 = 10 * 60 * 1000;
 
-#[derive(Copy, Clone, PartialEq, Eq, Hash)]
+/// How much event time passes between two sweeps of the sessions. Every
+/// second (the engine's sweep cadence) cost a third of a replay's time on a
+/// busy sshd log: up to 65,536 sessions walked, to free a few.
+pub(crate) const SWEEP_EVERY_MS: i64 = 60 * 1000;
+
+#[derive(Copy, Clone, PartialEq, Eq)]
 struct SessionKey {
     id: u64,
     ip: IpAddr,
     rule: u16,
+}
+
+impl Hash for SessionKey {
+    /// Whole words, the rule folded into an IPv4 address's: two or three
+    /// multiplies per lookup where the derived hash took five.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.id);
+        match self.ip {
+            IpAddr::V4(v4) => {
+                state.write_u64(u64::from(self.rule) << 32 | u64::from(u32::from(v4)));
+            }
+            IpAddr::V6(v6) => {
+                state.write_u128(u128::from(v6));
+                state.write_u16(self.rule);
+            }
+        }
+    }
 }
 
 #[derive(Copy, Clone, Default)]
@@ -33,6 +58,14 @@ struct Session {
 }
 
 impl Session {
+    /// Whether the session has been idle for longer than [`IDLE_MS`] at
+    /// event time `t`: it is then over, whether or not a sweep has dropped
+    /// it yet. Checking here makes the expiry exact and independent of how
+    /// often [`Sessions::sweep`] runs, which only gives the memory back.
+    fn is_idle(&self, t: i64) -> bool {
+        t.saturating_sub(self.last_seen) > IDLE_MS
+    }
+
     /// How many failures a hit of `weight` counts for, given the session
     /// so far; updates the session.
     fn tally(&mut self, tally: Tally, weight: u32, t: i64) -> u32 {
@@ -67,8 +100,8 @@ impl Session {
 /// O(1) per hit with no list to maintain.
 #[derive(Default)]
 pub(crate) struct Sessions {
-    current: HashMap<SessionKey, Session>,
-    previous: HashMap<SessionKey, Session>,
+    current: HashMap<SessionKey, Session, KeyHasher>,
+    previous: HashMap<SessionKey, Session, KeyHasher>,
 }
 
 impl Sessions {
@@ -89,9 +122,16 @@ impl Sessions {
             rule: rule.0,
         };
         if let Some(session) = self.current.get_mut(&key) {
+            if session.is_idle(t) {
+                *session = Session::default();
+            }
             return session.tally(tally, weight, t);
         }
-        let mut session = self.previous.remove(&key).unwrap_or_default();
+        let mut session = self
+            .previous
+            .remove(&key)
+            .filter(|s| !s.is_idle(t))
+            .unwrap_or_default();
         let counts = session.tally(tally, weight, t);
         if self.current.len() >= CAP / 2 {
             // Keep the old table's allocation for the new generation.
@@ -102,9 +142,12 @@ impl Sessions {
         counts
     }
 
-    /// Forgets sessions idle for longer than [`IDLE_MS`] before `now`.
+    /// Forgets sessions idle for longer than [`IDLE_MS`] before `now`. A
+    /// walk over every session: the detector calls it only once per
+    /// [`SWEEP_EVERY_MS`], since an idle session is already treated as over
+    /// by [`Sessions::tally`], and the cap bounds the memory meanwhile.
     pub(crate) fn sweep(&mut self, now: i64) {
-        let live = |_: &SessionKey, s: &mut Session| now.saturating_sub(s.last_seen) <= IDLE_MS;
+        let live = |_: &SessionKey, s: &mut Session| !s.is_idle(now);
         self.current.retain(live);
         self.previous.retain(live);
     }
@@ -190,6 +233,21 @@ mod tests {
         assert_eq!(s.tally(RuleIdx(0), u64::MAX, IP, Tally::Each, 1, 0), 0);
         // The flood's first sessions were evicted: they count afresh.
         assert_eq!(s.tally(RuleIdx(0), 0, IP, Tally::IfFirst, 1, 0), 1);
+    }
+
+    #[test]
+    fn a_session_idle_for_ten_minutes_is_over_even_before_a_sweep() {
+        use Tally::*;
+        let mut s = Sessions::default();
+        assert_eq!(s.tally(RuleIdx(0), 1, IP, Announce, 1, 0), 1);
+        // Exactly ten minutes later the credit still stands …
+        assert_eq!(s.tally(RuleIdx(0), 1, IP, Each, 1, IDLE_MS), 0);
+        // … and ten minutes and a millisecond after that line, the pid is
+        // a new connection: its close counts, in either generation.
+        assert_eq!(s.tally(RuleIdx(0), 1, IP, IfFirst, 1, 2 * IDLE_MS + 1), 1);
+        s.tally(RuleIdx(0), 2, IP, Announce, 1, 0);
+        std::mem::swap(&mut s.current, &mut s.previous);
+        assert_eq!(s.tally(RuleIdx(0), 2, IP, Each, 1, IDLE_MS + 1), 1);
     }
 
     #[test]

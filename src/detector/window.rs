@@ -65,12 +65,13 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
+use super::hash::KeyHasher;
 use crate::ip::Subject;
 use crate::rules::RuleIdx;
 use crate::time::Timestamp;
@@ -476,8 +477,8 @@ const SWEEP_PERIOD_MS: i64 = 16_000;
 /// Picks a shard by address only (a network's keys by its network
 /// address). It is not keyed: an attacker who crowds one shard only makes
 /// that shard's sweep longer, since the cap counts keys across all shards.
-/// The maps themselves keep std's randomly keyed SipHash, because the
-/// addresses are chosen by the attacker and an unkeyed hash in the map
+/// The maps themselves hash with secret keys ([`KeyHasher`]), because
+/// the addresses are chosen by the attacker and an unkeyed hash in the map
 /// would let an IPv6 attacker collide buckets.
 fn shard_of(x: u64) -> usize {
     (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARD_BITS)) as usize
@@ -520,12 +521,21 @@ impl StoreKey for V4Key {
 /// 16. The detector never counts IPv4 networks, but the store takes any
 /// [`Subject`]: an IPv4 network is kept here too, as its address in `lo`
 /// and `len` = [`V4_NET`] + its prefix length, apart from every IPv6 key.
-#[derive(Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(Copy, Clone, PartialEq, Eq)]
 struct V6Key {
     hi: u64,
     lo: u64,
     rule: u16,
     len: u8,
+}
+
+impl Hash for V6Key {
+    /// Three words, not four fields: one multiply fewer per lookup.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hi);
+        state.write_u64(self.lo);
+        state.write_u64(u64::from(self.rule) << 8 | u64::from(self.len));
+    }
 }
 
 /// `V6Key::len` of an IPv4 network of prefix 0; 32 is 161.
@@ -589,15 +599,17 @@ fn key_of(rule: RuleIdx, subject: Subject) -> AnyKey {
 /// One kind of key, in [`SHARDS`] maps, with their total length kept so
 /// that the cap costs no sum over the shards.
 struct Shards<K> {
-    maps: Vec<HashMap<K, Window>>,
+    maps: Vec<HashMap<K, Window, KeyHasher>>,
     len: usize,
 }
 
 impl<K: StoreKey> Default for Shards<K> {
     fn default() -> Shards<K> {
-        // `HashMap::new` does not allocate until the first insert.
+        // A new `HashMap` does not allocate until the first insert.
         Shards {
-            maps: (0..SHARDS).map(|_| HashMap::new()).collect(),
+            maps: (0..SHARDS)
+                .map(|_| HashMap::with_hasher(KeyHasher::default()))
+                .collect(),
             len: 0,
         }
     }
@@ -672,7 +684,7 @@ impl<K: StoreKey> Shards<K> {
                 buckets * bucket + ring
             })
             .sum::<usize>()
-            + self.maps.capacity() * std::mem::size_of::<HashMap<K, Window>>()
+            + self.maps.capacity() * std::mem::size_of::<HashMap<K, Window, KeyHasher>>()
     }
 }
 
@@ -730,7 +742,7 @@ impl SweepClock {
 }
 
 /// The in-process [`WindowStore`]: keys by rule and subject in 64 shards
-/// of std `HashMap`s, IPv4 and IPv6 apart so that an IPv4 key takes 8
+/// of std `HashMap`s (with [`KeyHasher`]), IPv4 and IPv6 apart so that an IPv4 key takes 8
 /// bytes, in two generations for the cap (see the module doc).
 pub struct MemoryStore {
     /// Keys touched since the last retirement, blocks carried over from it
