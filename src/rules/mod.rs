@@ -524,9 +524,13 @@ impl RuleSet {
                     let unit = st.candidates[c];
                     let k = self.units[unit as usize].1 as usize;
                     let p = &patterns[k];
-                    if let Some(m) =
-                        text::run(p, &mut st.locations[unit as usize], line, &mut st.clock)
-                    {
+                    if let Some(m) = text::run(
+                        p,
+                        &mut st.locations[unit as usize],
+                        line,
+                        &mut st.clock,
+                        &filter.proxies,
+                    ) {
                         // A line whose chain names no client is still this
                         // pattern's: no later pattern may read it (and
                         // count the proxy).
@@ -561,9 +565,13 @@ impl RuleSet {
                     let unit = st.candidates[c];
                     let k = self.units[unit as usize].1 as usize;
                     let p = &patterns[k];
-                    if let Some(m) =
-                        text::run(p, &mut st.locations[unit as usize], message, &mut st.clock)
-                    {
+                    if let Some(m) = text::run(
+                        p,
+                        &mut st.locations[unit as usize],
+                        message,
+                        &mut st.clock,
+                        &filter.proxies,
+                    ) {
                         return Some(Hit {
                             rule: idx,
                             ip: client(&filter.proxies, &mut st.misses, m.ip, m.forwarded)?,

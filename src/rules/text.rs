@@ -12,6 +12,7 @@ use regex_syntax::hir::{Class, Hir, HirKind, Literal, Look};
 
 use super::Tally;
 use crate::ip::parse_client_ip;
+use crate::proxy::TrustedProxies;
 use crate::syslog::SyslogHeader;
 use crate::time::{SyslogClock, Timestamp};
 
@@ -58,9 +59,15 @@ impl Pattern {
         let group = |name: &str| regex.capture_names().position(|n| n == Some(name));
         let ip_group = group("ip").ok_or("the regex has no named group (?P<ip>…)")?;
         let split = Split::new(source);
+        // `Tail` reports the `ip` capture and a time or count, not the
+        // chain: for a pattern with an `xff` group it is built without that
+        // group, and [`run`] asks the regex for the chain only when the
+        // peer is a trusted proxy (the only case in which it is read).
         let tail = match split {
             Some(_) => None,
-            None => parse_hir(source).and_then(|hir| Tail::new(&hir)),
+            None => parse_hir(source)
+                .map(|hir| uncapture(&hir, "xff"))
+                .and_then(|hir| Tail::new(&hir)),
         };
         Ok(Pattern {
             time_group: group("time"),
@@ -93,11 +100,15 @@ pub(super) struct TextMatch<'t> {
 
 /// Runs `pattern` over `text`. `None` when it does not match, or when
 /// what it captured as `ip` is not exactly an IP address.
+///
+/// `proxies` only says when the `xff` capture is worth the regex's capture
+/// engine: its chain is read only for a peer that is a trusted proxy.
 pub(super) fn run<'t>(
     pattern: &Pattern,
     locs: &mut CaptureLocations,
     text: &'t [u8],
     clock: &mut SyslogClock,
+    proxies: &TrustedProxies,
 ) -> Option<TextMatch<'t>> {
     if let Some(split) = &pattern.split {
         match split.find(text, &pattern.regex) {
@@ -118,15 +129,25 @@ pub(super) fn run<'t>(
         match tail.find(text) {
             TailFound::One { ip: (s, e), fixed } => {
                 let ip = parse_client_ip(&text[s..e])?;
-                let (mut time, mut weight) = (None, 1);
-                match fixed {
-                    Some((Role::Time, s, e)) => {
-                        time = Some(crate::time::parse_log_time(&text[s..e], clock)?);
+                // A trusted peer's chain is read; only the regex captures
+                // it, so such a line goes on to the regex below.
+                if pattern.xff_group.is_none() || !proxies.contains(&ip) {
+                    let (mut time, mut weight) = (None, 1);
+                    match fixed {
+                        Some((Role::Time, s, e)) => {
+                            time = Some(crate::time::parse_log_time(&text[s..e], clock)?);
+                        }
+                        Some((Role::Repeat, s, e)) => weight = parse_count(&text[s..e])?,
+                        None => {}
                     }
-                    Some((Role::Repeat, s, e)) => weight = parse_count(&text[s..e])?,
-                    None => {}
+                    return Some(TextMatch {
+                        ip,
+                        time,
+                        weight,
+                        // The peer is the client: its chain is not read.
+                        forwarded: None,
+                    });
                 }
-                return Some(TextMatch { ip, time, weight });
             }
             TailFound::None => return None,
             TailFound::Ambiguous => {}
@@ -653,6 +674,30 @@ impl Split {
 }
 
 /// `source` parsed with the syntax flags of [`Pattern::compile`].
+/// `hir` with the capture group `name` made a plain group: the same
+/// language, one capture fewer.
+fn uncapture(hir: &Hir, name: &str) -> Hir {
+    match hir.kind() {
+        HirKind::Capture(c) if c.name.as_deref() == Some(name) => uncapture(&c.sub, name),
+        HirKind::Capture(c) => Hir::capture(regex_syntax::hir::Capture {
+            index: c.index,
+            name: c.name.clone(),
+            sub: Box::new(uncapture(&c.sub, name)),
+        }),
+        HirKind::Repetition(r) => Hir::repetition(regex_syntax::hir::Repetition {
+            min: r.min,
+            max: r.max,
+            greedy: r.greedy,
+            sub: Box::new(uncapture(&r.sub, name)),
+        }),
+        HirKind::Concat(subs) => Hir::concat(subs.iter().map(|h| uncapture(h, name)).collect()),
+        HirKind::Alternation(subs) => {
+            Hir::alternation(subs.iter().map(|h| uncapture(h, name)).collect())
+        }
+        _ => hir.clone(),
+    }
+}
+
 fn parse_hir(source: &str) -> Option<Hir> {
     regex_syntax::ParserBuilder::new()
         .unicode(false)
@@ -953,6 +998,7 @@ mod tests {
             &mut locs,
             b"Failed password for \xff\xfe from 203.0.113.9 port 22 ssh2",
             &mut clock,
+            &TrustedProxies::default(),
         )
         .unwrap();
         assert_eq!(m.ip.to_string(), "203.0.113.9");
@@ -1155,7 +1201,7 @@ mod tests {
 
     /// The shipped access-log patterns (rules/http.toml).
     const HTTP: [&str; 4] = [
-        r#"^(?P<ip>[0-9A-Fa-f:.]+) \S+ .* \[(?P<time>\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "(?:[^"\\]|\\.)*" 401 (?:\d+|-) "(?:[^"\\]|\\.)*" "(?:[^"\\]|\\.)*"(?: "(?:[^"\\]|\\.)*")*$"#,
+        r#"^(?P<ip>[0-9A-Fa-f:.]+) \S+ .* \[(?P<time>\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "(?:[^"\\]|\\.)*" 401 (?:\d+|-) "(?:[^"\\]|\\.)*" "(?:[^"\\]|\\.)*"(?: "(?P<xff>(?:[^"\\]|\\.)*)"|(?: "(?:[^"\\]|\\.)*"){2,})?$"#,
         r#"^(?P<ip>[0-9A-Fa-f:.]+) \S+ .* \[(?P<time>\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "(?:[^"\\]|\\.)*" 401 (?:\d+|-)$"#,
         r#"^(?:\x1b\[[0-9;]*m)*INFO(?:\x1b\[[0-9;]*m)*: +(?P<ip>[0-9A-Fa-f:.]+):\d{1,5} - "(?:[^"\\]|\\.)*" (?:\x1b\[[0-9;]*m)*401(?: [A-Za-z ]*)?(?:\x1b\[[0-9;]*m)*$"#,
         r#"^(?P<ip>[0-9A-Fa-f:.]+) - - \[(?P<time>\d{2}/[A-Z][a-z]{2}/\d{4} \d{2}:\d{2}:\d{2})\] (?:\x1b\[[0-9;]*m)*".*" 401 (?:\d+|-)(?:\x1b\[[0-9;]*m)*$"#,
@@ -1230,6 +1276,53 @@ mod tests {
                 assert_tail_agrees(&p, l);
             }
         }
+    }
+
+    /// With an `xff` group, the tail path answers only for untrusted
+    /// peers; for a trusted one the regex reads the chain. Either way `run`
+    /// gives what the regex alone gives.
+    #[test]
+    fn the_tail_path_leaves_a_trusted_peers_chain_to_the_regex() {
+        let fast = Pattern::compile(HTTP[0], Tally::Each).unwrap();
+        assert!(fast.xff_group.is_some() && fast.tail.is_some());
+        let mut slow = Pattern::compile(HTTP[0], Tally::Each).unwrap();
+        slow.tail = None;
+        let trusted = TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()]);
+        let lines: &[&[u8]] = &[
+            br#"10.0.0.5 - - [03/Dec/2026:13:55:36 +0000] "GET / HTTP/1.1" 401 45 "-" "curl/8.5.0" "198.51.100.9, 203.0.113.7""#,
+            br#"203.0.113.8 - - [03/Dec/2026:13:55:36 +0000] "GET / HTTP/1.1" 401 45 "-" "curl/8.5.0" "10.66.66.66""#,
+            br#"10.0.0.5 - - [03/Dec/2026:13:55:36 +0000] "GET / HTTP/1.1" 401 45 "-" "curl/8.5.0""#,
+            br#"10.0.0.5 - - [03/Dec/2026:13:55:36 +0000] "GET / HTTP/1.1" 401 45 "-" "curl/8.5.0" "-""#,
+        ];
+        for proxies in [TrustedProxies::default(), trusted] {
+            for l in lines {
+                let mut clock = SyslogClock::system(Timestamp::now());
+                let mut locs = fast.regex.capture_locations();
+                let got = run(&fast, &mut locs, l, &mut clock, &proxies);
+                let want = run(&slow, &mut locs, l, &mut clock, &proxies);
+                let shown = String::from_utf8_lossy(l);
+                match (&got, &want) {
+                    (Some(g), Some(w)) => {
+                        assert_eq!(
+                            (g.ip, g.time, g.weight),
+                            (w.ip, w.time, w.weight),
+                            "{shown}"
+                        );
+                        // The chain matters only for a trusted peer.
+                        if proxies.contains(&w.ip) {
+                            assert_eq!(g.forwarded, w.forwarded, "{shown}");
+                        }
+                    }
+                    _ => assert_eq!(got.is_some(), want.is_some(), "{shown}"),
+                }
+            }
+        }
+        // The first line's chain is read when its peer is trusted.
+        let trusted = TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()]);
+        let mut clock = SyslogClock::system(Timestamp::now());
+        let mut locs = fast.regex.capture_locations();
+        let m = run(&fast, &mut locs, lines[0], &mut clock, &trusted).unwrap();
+        assert_eq!(m.forwarded, Some(&b"198.51.100.9, 203.0.113.7"[..]));
     }
 
     proptest::proptest! {
