@@ -14,9 +14,10 @@
 //!
 //! # Never lose, never double-count
 //!
-//! * A decision is appended to the [`Outbox`] and fsynced before the line
-//!   that caused it counts as processed. A SIGKILL at any moment therefore
-//!   loses no block: the outbox is replayed at start.
+//! * A decision is appended to the [`Outbox`] before it goes to Redis, and
+//!   fsynced before any saved checkpoint counts the line that caused it as
+//!   processed. A SIGKILL at any moment therefore loses no block: the
+//!   outbox is replayed at start, and lines not yet counted are read again.
 //! * Each file's checkpoint holds two offsets. `done` is how far lines are
 //!   processed with everything they caused durable. `offset`, where reading
 //!   resumes, lags behind it by the longest window (plus the life of an
@@ -43,7 +44,7 @@ use crate::engine::Engine;
 use crate::rules::RuleSet;
 use crate::sink::alert::Alerter;
 use crate::sink::blocklist::{Blocklist, WriteOutcome};
-use crate::sink::outbox::{Entry, Outbox, OutboxError};
+use crate::sink::outbox::{Durable, Entry, Outbox, OutboxError};
 use crate::sink::BlockRecord;
 use crate::source::checkpoint::{unix_now, Checkpointer, Checkpoints};
 use crate::source::fingerprint::FileKey;
@@ -236,10 +237,11 @@ pub async fn run(
         lag,
         dirty: false,
     };
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         host: config.host.clone(),
         outbox: outbox.clone(),
         entries: entry_tx,
+        unsynced: None,
     };
 
     // Position every source before saying ready, so that "ready" means
@@ -252,8 +254,9 @@ pub async fn run(
         .poll_once(&mut |c| first.push(c))
         .map_err(DaemonError::Tailer)?;
     for chunk in first {
-        process(&mut engine, &mut progress, &ctx, chunk)?;
+        process(&mut engine, &mut progress, &mut ctx, chunk)?;
     }
+    ctx.sync_decisions()?;
     // Every file known at "ready" has a checkpoint before anything else can
     // happen: a SIGKILL a moment later must not make a restart skip to the
     // end of files whose lines were never read.
@@ -326,17 +329,22 @@ pub async fn run(
         tokio::select! {
             biased;
             chunk = chunk_rx.recv() => match chunk {
-                Some(chunk) => if let Err(e) = process(&mut engine, &mut progress, &ctx, chunk) {
+                Some(chunk) => if let Err(e) = process(&mut engine, &mut progress, &mut ctx, chunk) {
                     break Err(e);
                 },
                 None => break Ok(()),
             },
             Some(line) = journal_rx.recv() => {
-                if let Err(e) = process_journal(&mut engine, &mut journals, &config, &ctx, line) {
+                if let Err(e) = process_journal(&mut engine, &mut journals, &config, &mut ctx, line) {
                     break Err(e);
                 }
             }
             _ = tick.tick() => {
+                // The ack gate: no checkpoint or cursor saved below may
+                // cover a line whose decision is not on disk.
+                if let Err(e) = ctx.sync_decisions() {
+                    break Err(e);
+                }
                 progress.save(engine.newest_hit());
                 journals.save(engine.newest_hit(), lag);
                 // The loop turning is what the watchdog vouches for.
@@ -366,13 +374,15 @@ pub async fn run(
     // Lines already read are still counted: their blocks must not be lost.
     chunk_rx.close();
     while let Some(chunk) = chunk_rx.recv().await {
-        process(&mut engine, &mut progress, &ctx, chunk)?;
+        process(&mut engine, &mut progress, &mut ctx, chunk)?;
     }
+    ctx.sync_decisions()?;
     progress.save(engine.newest_hit());
     journal_rx.close();
     while let Some(line) = journal_rx.recv().await {
-        process_journal(&mut engine, &mut journals, &config, &ctx, line)?;
+        process_journal(&mut engine, &mut journals, &config, &mut ctx, line)?;
     }
+    ctx.sync_decisions()?;
     journals.save(engine.newest_hit(), lag);
     drop(ctx);
     let joined = tokio::task::spawn_blocking(move || tailer_thread.join()).await;
@@ -457,7 +467,7 @@ fn process_journal(
     engine: &mut Engine,
     journals: &mut JournalProgress,
     config: &Config,
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     line: JournalLine,
 ) -> Result<(), DaemonError> {
     let Some(name) = config.sources.get(line.source).map(|s| s.name.clone()) else {
@@ -492,14 +502,39 @@ fn process_journal(
             .iter()
             .map(|d| shadowed(engine, record(d, &ctx.host, now)))
             .collect();
-        let added = lock(&ctx.outbox).add(records)?;
-        if !added.is_empty() {
-            let _ = ctx.entries.send(added);
-        }
+        hand_over(ctx, records)?;
     }
     st.done = Some(line.cursor);
     st.done_at = Some(line.realtime);
     journals.dirty = true;
+    Ok(())
+}
+
+/// Records decisions in the outbox and hands them to the writer at once;
+/// their fsync is owed until [`Ctx::sync_decisions`], which runs before any
+/// checkpoint is saved (the ack gate).
+///
+/// Neither the Redis write nor the next lines wait for the disk. An fsync
+/// costs 0.4–3 ms on an ordinary virtual disk and tens of ms in its tail
+/// when other processes write, and waiting for it here was most of the
+/// time from a failure line to its block (see `BENCHMARKS.md`). What this
+/// gives up is narrow. The decisions are in the file (the page cache) before
+/// the writer sees them, so a killed process loses nothing, as before; and
+/// no saved checkpoint covers their lines before they are on disk, so after
+/// a power loss or kernel crash the lines are read again and decide the
+/// same blocks. Only an alert can be lost then: one whose block Redis took
+/// (it reports it as existing the second time) but which had not gone out
+/// before the machine went down. No block is lost.
+fn hand_over(ctx: &mut Ctx, records: Vec<BlockRecord>) -> Result<(), DaemonError> {
+    let (added, durable) = lock(&ctx.outbox).add_unsynced(records)?;
+    if !added.is_empty() {
+        // The writer only goes away at shutdown, after this task.
+        let _ = ctx.entries.send(added);
+        // One fdatasync flushes everything written to the file before it,
+        // and a compaction fsyncs its new file whole: waiting on the latest
+        // covers the earlier ones.
+        ctx.unsynced = Some(durable);
+    }
     Ok(())
 }
 
@@ -508,6 +543,20 @@ struct Ctx {
     host: String,
     outbox: Arc<Mutex<Outbox>>,
     entries: mpsc::UnboundedSender<Vec<Entry>>,
+    /// The fsync owed for the decisions handed over since the last
+    /// [`Ctx::sync_decisions`].
+    unsynced: Option<Durable>,
+}
+
+impl Ctx {
+    /// Waits until every decision handed over is on disk. Call it before
+    /// saving any checkpoint or journal cursor.
+    fn sync_decisions(&mut self) -> Result<(), DaemonError> {
+        match self.unsynced.take() {
+            Some(d) => Ok(d.wait()?),
+            None => Ok(()),
+        }
+    }
 }
 
 struct Progress {
@@ -577,7 +626,7 @@ impl Progress {
 fn process(
     engine: &mut Engine,
     progress: &mut Progress,
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     chunk: Chunk,
 ) -> Result<(), DaemonError> {
     let read_time = chunk
@@ -628,12 +677,9 @@ fn process(
             .iter()
             .map(|d| shadowed(engine, record(d, &ctx.host, now)))
             .collect();
-        // Durable before the lines count as processed: the ack gate.
-        let added = lock(&ctx.outbox).add(records)?;
-        if !added.is_empty() {
-            // The writer only goes away at shutdown, after this task.
-            let _ = ctx.entries.send(added);
-        }
+        // On disk before a checkpoint counts these lines as processed: the
+        // ack gate (see `hand_over`).
+        hand_over(ctx, records)?;
     }
     file.done = chunk.end_offset;
     progress.dirty = true;
