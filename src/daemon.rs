@@ -69,6 +69,8 @@ pub enum DaemonError {
     Tailer(#[source] std::io::Error),
     #[error("the tailer thread panicked")]
     TailerPanic,
+    #[error("cannot start the checkpoint saver: {0}")]
+    Saver(#[source] std::io::Error),
 }
 
 /// Chunks in flight between the tailer and the engine: enough to absorb a
@@ -230,6 +232,7 @@ pub async fn run(
         });
     }
 
+    let saver = Saver::spawn(checkpointer.clone()).map_err(DaemonError::Saver)?;
     let mut progress = Progress {
         files: HashMap::new(),
         previous: checkpoints,
@@ -340,12 +343,28 @@ pub async fn run(
                 }
             }
             _ = tick.tick() => {
-                // The ack gate: no checkpoint or cursor saved below may
-                // cover a line whose decision is not on disk.
-                if let Err(e) = ctx.sync_decisions() {
-                    break Err(e);
+                match saver.take_failure() {
+                    Some(SaveFailure::Decisions(e)) => break Err(e.into()),
+                    Some(SaveFailure::Checkpoints) => progress.dirty = true,
+                    None => {}
                 }
-                progress.save(engine.newest_hit());
+                // The ack gate: no checkpoint or cursor saved may cover a
+                // line whose decision is not on disk. Journal cursors are
+                // saved here, so their decisions are synced here first;
+                // file checkpoints go to the saver with the fsync owed.
+                if journals.dirty {
+                    if let Err(e) = ctx.sync_decisions() {
+                        break Err(e);
+                    }
+                }
+                if let Some(checkpoints) = progress.snapshot(engine.newest_hit()) {
+                    if let Err(decisions) = saver.save(ctx.unsynced.take(), checkpoints) {
+                        // The saver is behind: this tick's progress waits
+                        // for the next one.
+                        ctx.unsynced = decisions;
+                        progress.dirty = true;
+                    }
+                }
                 journals.save(engine.newest_hit(), lag);
                 // The loop turning is what the watchdog vouches for.
                 crate::systemd::watchdog_ping();
@@ -371,6 +390,15 @@ pub async fn run(
     tracing::info!("stopping");
     crate::systemd::stopping();
     stop.store(true, Ordering::Relaxed);
+    // The saves still queued finish before the last one below.
+    let failure = tokio::task::spawn_blocking(move || saver.finish())
+        .await
+        .unwrap_or(None);
+    match failure {
+        Some(SaveFailure::Decisions(e)) => return Err(e.into()),
+        Some(SaveFailure::Checkpoints) => progress.dirty = true,
+        None => {}
+    }
     // Lines already read are still counted: their blocks must not be lost.
     chunk_rx.close();
     while let Some(chunk) = chunk_rx.recv().await {
@@ -596,12 +624,27 @@ impl Progress {
         p
     }
 
-    /// Writes every file's resume and done offsets, atomically. A failure
-    /// is logged and retried at the next tick: progress is only read again.
+    /// Writes every file's resume and done offsets, atomically, here and
+    /// now (at start and at the stop; in between, the [`Saver`] does). A
+    /// failure is logged and retried at the next save: progress is only read
+    /// again.
     fn save(&mut self, newest: Option<Timestamp>) {
-        if !self.dirty {
+        let Some(cps) = self.snapshot(newest) else {
             return;
+        };
+        if let Err(e) = self.checkpointer.save(&cps) {
+            tracing::error!(error = %e, "cannot save checkpoints; retrying");
+            self.dirty = true;
         }
+    }
+
+    /// The checkpoints to save, if anything changed since the last save
+    /// (which it then counts as done: a failed save sets `dirty` again).
+    fn snapshot(&mut self, newest: Option<Timestamp>) -> Option<Checkpoints> {
+        if !self.dirty {
+            return None;
+        }
+        self.dirty = false;
         let now = newest.unwrap_or_else(Timestamp::now);
         let mut cps = Checkpoints::new();
         let secs = unix_now();
@@ -616,10 +659,95 @@ impl Progress {
                 cps.record_progress(key, e.offset, e.done, &e.path, e.updated);
             }
         }
-        match self.checkpointer.save(&cps) {
-            Ok(()) => self.dirty = false,
-            Err(e) => tracing::error!(error = %e, "cannot save checkpoints; retrying"),
+        Some(cps)
+    }
+}
+
+/// Saves checkpoints on a thread of its own, so that the engine task never
+/// waits for the disk between two lines: the fsync owed for the decisions
+/// handed over since the last save (the ack gate: first), then the
+/// checkpoint file's own (temp file, rename, directory). Their tail on a
+/// busy disk, tens to hundreds of ms once a second, was the tail of the
+/// time from a failure line to its block (see `BENCHMARKS.md`).
+///
+/// Saves run one at a time, in order. At most one waits behind the running
+/// one; a tick that finds that place taken leaves its progress to the next.
+struct Saver {
+    jobs: Option<std::sync::mpsc::SyncSender<(Option<Durable>, Checkpoints)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    failure: Arc<Mutex<Option<SaveFailure>>>,
+}
+
+/// Why a save on the [`Saver`]'s thread did not happen.
+enum SaveFailure {
+    /// The checkpoint file could not be written: saved again next tick.
+    Checkpoints,
+    /// The decisions' fsync failed: their lines are not counted as done,
+    /// and the daemon stops, as it did when this fsync was inline.
+    Decisions(OutboxError),
+}
+
+impl Saver {
+    fn spawn(checkpointer: Checkpointer) -> std::io::Result<Saver> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Option<Durable>, Checkpoints)>(1);
+        let failure = Arc::new(Mutex::new(None));
+        let failed = failure.clone();
+        let thread = std::thread::Builder::new()
+            .name("authwatch-saver".into())
+            .spawn(move || {
+                for (decisions, checkpoints) in rx {
+                    if let Some(d) = decisions {
+                        if let Err(e) = d.wait() {
+                            tracing::error!(error = %e, "cannot make block decisions durable");
+                            *lock(&failed) = Some(SaveFailure::Decisions(e));
+                            // Not the checkpoints: they would count the
+                            // lines of these decisions as done.
+                            continue;
+                        }
+                    }
+                    if let Err(e) = checkpointer.save(&checkpoints) {
+                        tracing::error!(error = %e, "cannot save checkpoints; retrying");
+                        lock(&failed).get_or_insert(SaveFailure::Checkpoints);
+                    }
+                }
+            })?;
+        Ok(Saver {
+            jobs: Some(tx),
+            thread: Some(thread),
+            failure,
+        })
+    }
+
+    /// Queues a save; gives `decisions` back if the saver is behind.
+    fn save(
+        &self,
+        decisions: Option<Durable>,
+        checkpoints: Checkpoints,
+    ) -> Result<(), Option<Durable>> {
+        let Some(jobs) = &self.jobs else {
+            return Err(decisions);
+        };
+        jobs.try_send((decisions, checkpoints))
+            .map_err(|e| match e {
+                std::sync::mpsc::TrySendError::Full((d, _))
+                | std::sync::mpsc::TrySendError::Disconnected((d, _)) => d,
+            })
+    }
+
+    fn take_failure(&self) -> Option<SaveFailure> {
+        lock(&self.failure).take()
+    }
+
+    /// Waits for the queued saves; returns how the last failing one failed.
+    fn finish(mut self) -> Option<SaveFailure> {
+        drop(self.jobs.take());
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!("the checkpoint saver panicked");
+                return Some(SaveFailure::Checkpoints);
+            }
         }
+        self.take_failure()
     }
 }
 
