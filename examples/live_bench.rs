@@ -10,10 +10,17 @@
 //! target/release/examples/live_bench startup      # spawn → READY=1 with 100 rules
 //! ```
 //!
-//! `benches/live.sh` runs all four and writes their results into a table
-//! (see `BENCHMARKS.md`). Each mode prints its results on stdout as
-//! Markdown lines, its progress on stderr, and exits 1 when a check
-//! against what it appended fails: a fast wrong answer does not count.
+//! `benches/live.sh` runs all four and collects their results in
+//! `target/bench/live.md` (see `BENCHMARKS.md`). Each mode prints its
+//! results on stdout as Markdown list items, its progress on stderr, and
+//! exits 1 when a check against what it appended fails (2 when it could not
+//! run): a fast wrong answer does not count.
+//!
+//! In `throughput`, the lag is sampled every 100 ms: the lines appended
+//! before a `GET /v1/status` that the daemon had not processed when it
+//! answered. The daemon answers between chunks, so 0 means it had drained
+//! its input by then; the time from the last append until every line is
+//! processed is the other half of "keeps up".
 //!
 //! # What is measured, and how
 //!
