@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The whole-process benchmark of `authwatch replay` (see BENCHMARKS.md).
+# The whole-process benchmarks (see BENCHMARKS.md): `authwatch replay`,
+# then the live daemon (benches/live.sh).
 #
-#   benches/run.sh             build, generate the corpora, check, time, compare
+#   benches/run.sh             build, generate the corpora, check, time, compare;
+#                              then the live benchmarks against a real Redis
+#   LIVE=0 benches/run.sh      the replay benchmark only
 #   PROFILE=1 benches/run.sh   also count instructions per line with callgrind
 #
 # Settings (environment): LINES (1000000), SEED (42), RUNS (5 timed runs
@@ -19,7 +22,10 @@
 #   5. times the peers on the same sshd file: fail2ban-regex with its sshd
 #      filter (when Debian's fail2ban is installable) and ripgrep extracting
 #      time and address with one regex;
-#   6. writes OUT/results.md: the machine, the table, the checks.
+#   6. writes OUT/results.md: the machine, the table, the checks;
+#   7. unless LIVE=0, runs benches/live.sh (latency, 200k lines/s, 1M
+#      addresses, start-up; its settings are in that script), which writes
+#      OUT/live.md.
 #
 # Numbers taken while other processes compete for the cores are noisy:
 # the table shows the load average, and CPU time (user + sys) next to the
@@ -230,4 +236,8 @@ cat "$OUT/results.md"
 if [ "$FAILED" != 0 ]; then
     say "FAILED: a replay's decisions differ from the ground truth (see $OUT/*.decisions)"
     exit 1
+fi
+
+if [ "${LIVE:-1}" != 0 ]; then
+    OUT=$OUT "$ROOT/benches/live.sh"
 fi

@@ -14,9 +14,10 @@
 //!
 //! # Never lose, never double-count
 //!
-//! * A decision is appended to the [`Outbox`] and fsynced before the line
-//!   that caused it counts as processed. A SIGKILL at any moment therefore
-//!   loses no block: the outbox is replayed at start.
+//! * A decision is appended to the [`Outbox`] before it goes to Redis, and
+//!   fsynced before any saved checkpoint counts the line that caused it as
+//!   processed. A SIGKILL at any moment therefore loses no block: the
+//!   outbox is replayed at start, and lines not yet counted are read again.
 //! * Each file's checkpoint holds two offsets. `done` is how far lines are
 //!   processed with everything they caused durable. `offset`, where reading
 //!   resumes, lags behind it by the longest window (plus the life of an
@@ -43,7 +44,7 @@ use crate::engine::Engine;
 use crate::rules::RuleSet;
 use crate::sink::alert::Alerter;
 use crate::sink::blocklist::{Blocklist, WriteOutcome};
-use crate::sink::outbox::{Entry, Outbox, OutboxError};
+use crate::sink::outbox::{Durable, Entry, Outbox, OutboxError};
 use crate::sink::BlockRecord;
 use crate::source::checkpoint::{unix_now, Checkpointer, Checkpoints};
 use crate::source::fingerprint::FileKey;
@@ -68,6 +69,8 @@ pub enum DaemonError {
     Tailer(#[source] std::io::Error),
     #[error("the tailer thread panicked")]
     TailerPanic,
+    #[error("cannot start the checkpoint saver: {0}")]
+    Saver(#[source] std::io::Error),
 }
 
 /// Chunks in flight between the tailer and the engine: enough to absorb a
@@ -229,6 +232,7 @@ pub async fn run(
         });
     }
 
+    let saver = Saver::spawn(checkpointer.clone()).map_err(DaemonError::Saver)?;
     let mut progress = Progress {
         files: HashMap::new(),
         previous: checkpoints,
@@ -236,10 +240,11 @@ pub async fn run(
         lag,
         dirty: false,
     };
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         host: config.host.clone(),
         outbox: outbox.clone(),
         entries: entry_tx,
+        unsynced: None,
     };
 
     // Position every source before saying ready, so that "ready" means
@@ -252,8 +257,9 @@ pub async fn run(
         .poll_once(&mut |c| first.push(c))
         .map_err(DaemonError::Tailer)?;
     for chunk in first {
-        process(&mut engine, &mut progress, &ctx, chunk)?;
+        process(&mut engine, &mut progress, &mut ctx, chunk)?;
     }
+    ctx.sync_decisions()?;
     // Every file known at "ready" has a checkpoint before anything else can
     // happen: a SIGKILL a moment later must not make a restart skip to the
     // end of files whose lines were never read.
@@ -326,18 +332,39 @@ pub async fn run(
         tokio::select! {
             biased;
             chunk = chunk_rx.recv() => match chunk {
-                Some(chunk) => if let Err(e) = process(&mut engine, &mut progress, &ctx, chunk) {
+                Some(chunk) => if let Err(e) = process(&mut engine, &mut progress, &mut ctx, chunk) {
                     break Err(e);
                 },
                 None => break Ok(()),
             },
             Some(line) = journal_rx.recv() => {
-                if let Err(e) = process_journal(&mut engine, &mut journals, &config, &ctx, line) {
+                if let Err(e) = process_journal(&mut engine, &mut journals, &config, &mut ctx, line) {
                     break Err(e);
                 }
             }
             _ = tick.tick() => {
-                progress.save(engine.newest_hit());
+                match saver.take_failure() {
+                    Some(SaveFailure::Decisions(e)) => break Err(e.into()),
+                    Some(SaveFailure::Checkpoints) => progress.dirty = true,
+                    None => {}
+                }
+                // The ack gate: no checkpoint or cursor saved may cover a
+                // line whose decision is not on disk. Journal cursors are
+                // saved here, so their decisions are synced here first;
+                // file checkpoints go to the saver with the fsync owed.
+                if journals.dirty {
+                    if let Err(e) = ctx.sync_decisions() {
+                        break Err(e);
+                    }
+                }
+                if let Some(checkpoints) = progress.snapshot(engine.newest_hit()) {
+                    if let Err(decisions) = saver.save(ctx.unsynced.take(), checkpoints) {
+                        // The saver is behind: this tick's progress waits
+                        // for the next one.
+                        ctx.unsynced = decisions;
+                        progress.dirty = true;
+                    }
+                }
                 journals.save(engine.newest_hit(), lag);
                 // The loop turning is what the watchdog vouches for.
                 crate::systemd::watchdog_ping();
@@ -363,16 +390,27 @@ pub async fn run(
     tracing::info!("stopping");
     crate::systemd::stopping();
     stop.store(true, Ordering::Relaxed);
+    // The saves still queued finish before the last one below.
+    let failure = tokio::task::spawn_blocking(move || saver.finish())
+        .await
+        .unwrap_or(None);
+    match failure {
+        Some(SaveFailure::Decisions(e)) => return Err(e.into()),
+        Some(SaveFailure::Checkpoints) => progress.dirty = true,
+        None => {}
+    }
     // Lines already read are still counted: their blocks must not be lost.
     chunk_rx.close();
     while let Some(chunk) = chunk_rx.recv().await {
-        process(&mut engine, &mut progress, &ctx, chunk)?;
+        process(&mut engine, &mut progress, &mut ctx, chunk)?;
     }
+    ctx.sync_decisions()?;
     progress.save(engine.newest_hit());
     journal_rx.close();
     while let Some(line) = journal_rx.recv().await {
-        process_journal(&mut engine, &mut journals, &config, &ctx, line)?;
+        process_journal(&mut engine, &mut journals, &config, &mut ctx, line)?;
     }
+    ctx.sync_decisions()?;
     journals.save(engine.newest_hit(), lag);
     drop(ctx);
     let joined = tokio::task::spawn_blocking(move || tailer_thread.join()).await;
@@ -457,7 +495,7 @@ fn process_journal(
     engine: &mut Engine,
     journals: &mut JournalProgress,
     config: &Config,
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     line: JournalLine,
 ) -> Result<(), DaemonError> {
     let Some(name) = config.sources.get(line.source).map(|s| s.name.clone()) else {
@@ -492,14 +530,39 @@ fn process_journal(
             .iter()
             .map(|d| shadowed(engine, record(d, &ctx.host, now)))
             .collect();
-        let added = lock(&ctx.outbox).add(records)?;
-        if !added.is_empty() {
-            let _ = ctx.entries.send(added);
-        }
+        hand_over(ctx, records)?;
     }
     st.done = Some(line.cursor);
     st.done_at = Some(line.realtime);
     journals.dirty = true;
+    Ok(())
+}
+
+/// Records decisions in the outbox and hands them to the writer at once;
+/// their fsync is owed until [`Ctx::sync_decisions`], which runs before any
+/// checkpoint is saved (the ack gate).
+///
+/// Neither the Redis write nor the next lines wait for the disk. An fsync
+/// costs 0.4–3 ms on an ordinary virtual disk and tens of ms in its tail
+/// when other processes write, and waiting for it here was most of the
+/// time from a failure line to its block (see `BENCHMARKS.md`). What this
+/// gives up is narrow. The decisions are in the file (the page cache) before
+/// the writer sees them, so a killed process loses nothing, as before; and
+/// no saved checkpoint covers their lines before they are on disk, so after
+/// a power loss or kernel crash the lines are read again and decide the
+/// same blocks. Only an alert can be lost then: one whose block Redis took
+/// (it reports it as existing the second time) but which had not gone out
+/// before the machine went down. No block is lost.
+fn hand_over(ctx: &mut Ctx, records: Vec<BlockRecord>) -> Result<(), DaemonError> {
+    let (added, durable) = lock(&ctx.outbox).add_unsynced(records)?;
+    if !added.is_empty() {
+        // The writer only goes away at shutdown, after this task.
+        let _ = ctx.entries.send(added);
+        // One fdatasync flushes everything written to the file before it,
+        // and a compaction fsyncs its new file whole: waiting on the latest
+        // covers the earlier ones.
+        ctx.unsynced = Some(durable);
+    }
     Ok(())
 }
 
@@ -508,6 +571,20 @@ struct Ctx {
     host: String,
     outbox: Arc<Mutex<Outbox>>,
     entries: mpsc::UnboundedSender<Vec<Entry>>,
+    /// The fsync owed for the decisions handed over since the last
+    /// [`Ctx::sync_decisions`].
+    unsynced: Option<Durable>,
+}
+
+impl Ctx {
+    /// Waits until every decision handed over is on disk. Call it before
+    /// saving any checkpoint or journal cursor.
+    fn sync_decisions(&mut self) -> Result<(), DaemonError> {
+        match self.unsynced.take() {
+            Some(d) => Ok(d.wait()?),
+            None => Ok(()),
+        }
+    }
 }
 
 struct Progress {
@@ -547,12 +624,27 @@ impl Progress {
         p
     }
 
-    /// Writes every file's resume and done offsets, atomically. A failure
-    /// is logged and retried at the next tick: progress is only read again.
+    /// Writes every file's resume and done offsets, atomically, here and
+    /// now (at start and at the stop; in between, the [`Saver`] does). A
+    /// failure is logged and retried at the next save: progress is only read
+    /// again.
     fn save(&mut self, newest: Option<Timestamp>) {
-        if !self.dirty {
+        let Some(cps) = self.snapshot(newest) else {
             return;
+        };
+        if let Err(e) = self.checkpointer.save(&cps) {
+            tracing::error!(error = %e, "cannot save checkpoints; retrying");
+            self.dirty = true;
         }
+    }
+
+    /// The checkpoints to save, if anything changed since the last save
+    /// (which it then counts as done: a failed save sets `dirty` again).
+    fn snapshot(&mut self, newest: Option<Timestamp>) -> Option<Checkpoints> {
+        if !self.dirty {
+            return None;
+        }
+        self.dirty = false;
         let now = newest.unwrap_or_else(Timestamp::now);
         let mut cps = Checkpoints::new();
         let secs = unix_now();
@@ -567,17 +659,102 @@ impl Progress {
                 cps.record_progress(key, e.offset, e.done, &e.path, e.updated);
             }
         }
-        match self.checkpointer.save(&cps) {
-            Ok(()) => self.dirty = false,
-            Err(e) => tracing::error!(error = %e, "cannot save checkpoints; retrying"),
+        Some(cps)
+    }
+}
+
+/// Saves checkpoints on a thread of its own, so that the engine task never
+/// waits for the disk between two lines: the fsync owed for the decisions
+/// handed over since the last save (the ack gate: first), then the
+/// checkpoint file's own (temp file, rename, directory). Their tail on a
+/// busy disk, tens to hundreds of ms once a second, was the tail of the
+/// time from a failure line to its block (see `BENCHMARKS.md`).
+///
+/// Saves run one at a time, in order. At most one waits behind the running
+/// one; a tick that finds that place taken leaves its progress to the next.
+struct Saver {
+    jobs: Option<std::sync::mpsc::SyncSender<(Option<Durable>, Checkpoints)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    failure: Arc<Mutex<Option<SaveFailure>>>,
+}
+
+/// Why a save on the [`Saver`]'s thread did not happen.
+enum SaveFailure {
+    /// The checkpoint file could not be written: saved again next tick.
+    Checkpoints,
+    /// The decisions' fsync failed: their lines are not counted as done,
+    /// and the daemon stops, as it did when this fsync was inline.
+    Decisions(OutboxError),
+}
+
+impl Saver {
+    fn spawn(checkpointer: Checkpointer) -> std::io::Result<Saver> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Option<Durable>, Checkpoints)>(1);
+        let failure = Arc::new(Mutex::new(None));
+        let failed = failure.clone();
+        let thread = std::thread::Builder::new()
+            .name("authwatch-saver".into())
+            .spawn(move || {
+                for (decisions, checkpoints) in rx {
+                    if let Some(d) = decisions {
+                        if let Err(e) = d.wait() {
+                            tracing::error!(error = %e, "cannot make block decisions durable");
+                            *lock(&failed) = Some(SaveFailure::Decisions(e));
+                            // Not the checkpoints: they would count the
+                            // lines of these decisions as done.
+                            continue;
+                        }
+                    }
+                    if let Err(e) = checkpointer.save(&checkpoints) {
+                        tracing::error!(error = %e, "cannot save checkpoints; retrying");
+                        lock(&failed).get_or_insert(SaveFailure::Checkpoints);
+                    }
+                }
+            })?;
+        Ok(Saver {
+            jobs: Some(tx),
+            thread: Some(thread),
+            failure,
+        })
+    }
+
+    /// Queues a save; gives `decisions` back if the saver is behind.
+    fn save(
+        &self,
+        decisions: Option<Durable>,
+        checkpoints: Checkpoints,
+    ) -> Result<(), Option<Durable>> {
+        let Some(jobs) = &self.jobs else {
+            return Err(decisions);
+        };
+        jobs.try_send((decisions, checkpoints))
+            .map_err(|e| match e {
+                std::sync::mpsc::TrySendError::Full((d, _))
+                | std::sync::mpsc::TrySendError::Disconnected((d, _)) => d,
+            })
+    }
+
+    fn take_failure(&self) -> Option<SaveFailure> {
+        lock(&self.failure).take()
+    }
+
+    /// Waits for the queued saves; returns how the last failing one failed.
+    fn finish(mut self) -> Option<SaveFailure> {
+        drop(self.jobs.take());
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!("the checkpoint saver panicked");
+                return Some(SaveFailure::Checkpoints);
+            }
         }
+        self.take_failure()
     }
 }
 
 fn process(
     engine: &mut Engine,
     progress: &mut Progress,
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     chunk: Chunk,
 ) -> Result<(), DaemonError> {
     let read_time = chunk
@@ -628,12 +805,9 @@ fn process(
             .iter()
             .map(|d| shadowed(engine, record(d, &ctx.host, now)))
             .collect();
-        // Durable before the lines count as processed: the ack gate.
-        let added = lock(&ctx.outbox).add(records)?;
-        if !added.is_empty() {
-            // The writer only goes away at shutdown, after this task.
-            let _ = ctx.entries.send(added);
-        }
+        // On disk before a checkpoint counts these lines as processed: the
+        // ack gate (see `hand_over`).
+        hand_over(ctx, records)?;
     }
     file.done = chunk.end_offset;
     progress.dirty = true;

@@ -17,7 +17,10 @@
 //! The file is a log of JSON operations, one per line:
 //! `{"op":"add","id":7,"record":{…}}`, `{"op":"written","id":7,"new":true}`,
 //! `{"op":"alerted","id":7}`. It is compacted (rewritten atomically) when it
-//! has grown, keeping only entries whose block has not yet expired.
+//! has grown, keeping only entries whose block has not yet expired. Only
+//! `add` is fsynced; the progress records are not (losing one only makes a
+//! safe step happen again, see `Outbox::log`), and the daemon sends a
+//! decision to Redis while its fsync runs (see `daemon::hand_over`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -228,6 +231,23 @@ impl Outbox {
     /// Records new decisions durably (one write, one fsync) and returns the
     /// entries to act on. Decisions already recorded are skipped.
     pub fn add(&mut self, records: Vec<BlockRecord>) -> Result<Vec<Entry>, OutboxError> {
+        let (added, durable) = self.add_unsynced(records)?;
+        durable.wait()?;
+        Ok(added)
+    }
+
+    /// Like [`Outbox::add`], but returns as soon as the decisions are
+    /// written to the file, with a [`Durable`] to wait on for the fsync.
+    ///
+    /// This lets the daemon hand a block to Redis while the disk catches up,
+    /// and wait for the disk *without holding the outbox's lock*, before the
+    /// lines that caused it count as processed. Once this returns, the
+    /// decisions survive the process being killed (they are in the page
+    /// cache); only after `wait` do they survive the machine losing power.
+    pub fn add_unsynced(
+        &mut self,
+        records: Vec<BlockRecord>,
+    ) -> Result<(Vec<Entry>, Durable), OutboxError> {
         let mut added = Vec::new();
         let mut buf = Vec::new();
         for record in records {
@@ -258,11 +278,21 @@ impl Outbox {
             added.push(entry);
         }
         if added.is_empty() {
-            return Ok(added);
+            return Ok((added, Durable::default()));
         }
-        self.append(&buf)?;
+        self.write(&buf)?;
         self.enforce_cap()?;
-        Ok(added)
+        // fdatasync on another descriptor of the same file flushes the same
+        // data; after a compaction `self.file` is the new file, whose
+        // content was fsynced whole by the compaction anyway.
+        let file = self.file.try_clone().map_err(|e| self.io(e))?;
+        Ok((
+            added,
+            Durable {
+                file: Some(file),
+                path: self.path.clone(),
+            },
+        ))
     }
 
     /// The block is in Redis (or was refused as already there).
@@ -339,15 +369,30 @@ impl Outbox {
         Ok(())
     }
 
+    /// Appends a progress record (written, alerted, dropped) *without*
+    /// fsync. Losing one can only make a decision look less far along than
+    /// it is, and redoing a step is safe: the Redis write is idempotent and
+    /// counts an offence once per decision, and an alert is at least once
+    /// (a decision recovered unwritten is alerted, see the daemon's writer).
+    /// A killed process loses none of them (they are in the page cache);
+    /// a power loss only those not yet carried to disk by the next decision's
+    /// fsync or a compaction. Syncing each one cost the writer one fsync per
+    /// step of every block, holding the lock the detector needs to record
+    /// the next decision: its tail on a busy disk (tens of ms) was the tail
+    /// of the detection latency.
     fn log(&mut self, op: &Op) -> Result<(), OutboxError> {
         let mut buf = serde_json::to_vec(op).map_err(|e| self.io(e.into()))?;
         buf.push(b'\n');
-        self.append(&buf)
+        self.write(&buf)
     }
 
-    fn append(&mut self, buf: &[u8]) -> Result<(), OutboxError> {
+    /// Appends without fsync: see [`Outbox::add_unsynced`] and [`Outbox::log`].
+    fn write(&mut self, buf: &[u8]) -> Result<(), OutboxError> {
         self.file.write_all(buf).map_err(|e| self.io(e))?;
-        self.file.sync_data().map_err(|e| self.io(e))?;
+        self.count_and_compact(buf)
+    }
+
+    fn count_and_compact(&mut self, buf: &[u8]) -> Result<(), OutboxError> {
         self.ops_in_file += buf.iter().filter(|&&b| b == b'\n').count();
         if self.ops_in_file > self.entries.len() + COMPACT_SLACK {
             self.compact(Timestamp::now())?;
@@ -405,6 +450,28 @@ impl Outbox {
         OutboxError::Io {
             path: self.path.clone(),
             source,
+        }
+    }
+}
+
+/// The fsync still owed for decisions written by [`Outbox::add_unsynced`].
+#[derive(Debug, Default)]
+#[must_use = "the decisions are not on disk until `wait` returns"]
+pub struct Durable {
+    /// `None` when nothing was written.
+    file: Option<File>,
+    path: PathBuf,
+}
+
+impl Durable {
+    /// Waits until the decisions are on disk (fdatasync).
+    pub fn wait(self) -> Result<(), OutboxError> {
+        match self.file {
+            None => Ok(()),
+            Some(f) => f.sync_data().map_err(|source| OutboxError::Io {
+                path: self.path,
+                source,
+            }),
         }
     }
 }
@@ -482,6 +549,30 @@ mod tests {
         assert_eq!(left[0].record.ip, "203.0.113.2");
         assert_eq!(left[0].written, Some(true));
         assert!(!left[0].alerted);
+    }
+
+    #[test]
+    fn unsynced_decisions_are_in_the_file_before_the_fsync_and_wait_after_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ob = Outbox::open(dir.path()).unwrap();
+        let (added, durable) = ob
+            .add_unsynced(vec![record("203.0.113.1", 1, 60_000)])
+            .unwrap();
+        assert_eq!(added.len(), 1);
+        // A process killed here leaves the decision in the file: another
+        // reader (the next start) sees it before any fsync.
+        let seen = Outbox::open(dir.path()).unwrap().unsettled();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        // The fsync is waited for with the outbox free for other writers.
+        ob.mark_written(added[0].id, false).unwrap();
+        durable.wait().unwrap();
+        // Nothing to add: nothing to wait for.
+        let (none, durable) = ob
+            .add_unsynced(vec![record("203.0.113.1", 1, 60_000)])
+            .unwrap();
+        assert!(none.is_empty());
+        durable.wait().unwrap();
+        assert!(Outbox::open(dir.path()).unwrap().unsettled().is_empty());
     }
 
     #[test]
