@@ -269,6 +269,10 @@ impl RuleSet {
 
     /// Compiles rule files given as (path, text) pairs.
     pub fn from_files(files: &[(PathBuf, String)]) -> Result<RuleSet, RuleErrors> {
+        text::with_pattern_cache(|| RuleSet::compile_files(files))
+    }
+
+    fn compile_files(files: &[(PathBuf, String)]) -> Result<RuleSet, RuleErrors> {
         let mut errors = Vec::new();
         let mut rules: Vec<Rule> = Vec::new();
         let mut units_lits: Vec<Option<Vec<Vec<u8>>>> = Vec::new();

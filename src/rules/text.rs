@@ -5,6 +5,9 @@
 //! byte: a line with invalid UTF-8 is matched as well as a clean one, and
 //! an attacker cannot dodge a rule by sprinkling bad bytes in a username.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use memchr::memmem;
 use regex::bytes::{CaptureLocations, Regex};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
@@ -32,7 +35,7 @@ pub(super) enum TextFormat {
 }
 
 /// One compiled pattern of a text rule.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Pattern {
     pub regex: Regex,
     pub ip_group: usize,
@@ -49,8 +52,41 @@ pub(super) struct Pattern {
     tail: Option<Tail>,
 }
 
+thread_local! {
+    /// Patterns compiled so far by the [`with_pattern_cache`] scope this
+    /// thread is in, by source.
+    static COMPILED: RefCell<Option<HashMap<String, Pattern>>> = const { RefCell::new(None) };
+}
+
+/// Runs `compile` with a cache of compiled patterns: rule files repeat
+/// patterns (one rule per log source or per threshold, written from one
+/// template), and compiling a pattern with its fast paths is most of what
+/// loading rules costs, and so of the daemon's start-up. A compiled
+/// pattern holds only immutable automata behind `Arc`s, so a copy matches
+/// exactly as the original does. The cache lives as long as the scope.
+pub(super) fn with_pattern_cache<T>(compile: impl FnOnce() -> T) -> T {
+    COMPILED.with(|c| *c.borrow_mut() = Some(HashMap::new()));
+    let out = compile();
+    COMPILED.with(|c| *c.borrow_mut() = None);
+    out
+}
+
 impl Pattern {
     pub(super) fn compile(source: &str, tally: Tally) -> Result<Pattern, String> {
+        let cached = COMPILED.with(|c| c.borrow().as_ref().and_then(|m| m.get(source).cloned()));
+        if let Some(p) = cached {
+            return Ok(Pattern { tally, ..p });
+        }
+        let p = Pattern::compile_uncached(source, tally)?;
+        COMPILED.with(|c| {
+            if let Some(m) = c.borrow_mut().as_mut() {
+                m.insert(source.to_owned(), p.clone());
+            }
+        });
+        Ok(p)
+    }
+
+    fn compile_uncached(source: &str, tally: Tally) -> Result<Pattern, String> {
         let regex = regex::bytes::RegexBuilder::new(source)
             .unicode(false)
             .size_limit(4 << 20)
@@ -199,15 +235,15 @@ pub(super) fn run<'t>(
 /// instructions for a 70-byte sshd message. Here, a scan for runs, two byte
 /// tests and a literal comparison at each end leave one candidate, which two
 /// anchored DFA matches on short slices confirm: well under 1,000.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Split {
     /// `^X$`.
-    before: Regex,
+    before: Anchored,
     /// The same test without a regex, when `X` is `A C* B` with `A` and
     /// `B` finite (`Failed password for .* from `).
     before_shape: Option<Sandwich>,
     /// `^Y$`.
-    after: Regex,
+    after: Anchored,
     /// The bytes the group may hold.
     class: ByteSet,
     /// The last bytes of non-empty matches of `X`, and whether `X` can
@@ -227,7 +263,7 @@ struct Split {
     anchor: Option<Anchor>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Anchor {
     /// The group ends where this literal (`Y`'s only prefix) starts.
     After(memmem::Finder<'static>),
@@ -368,7 +404,7 @@ fn edge_literals(hir: &Hir, kind: ExtractKind) -> Option<Vec<Vec<u8>>> {
 /// strings and `C` is one byte class (`.` in `Failed password for .* from
 /// `): whether it matches a text is a few comparisons, without the ~100 ns
 /// a regex search costs even on a short text.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Sandwich {
     /// Every string `A` matches.
     heads: Vec<Vec<u8>>,
@@ -527,7 +563,7 @@ impl Split {
     }
 
     /// Finds the group in `text`; `whole` is the pattern's own regex.
-    fn find(&self, text: &[u8], whole: &Regex) -> Found {
+    fn find(&self, text: &[u8], whole: &impl IsMatch) -> Found {
         // The runs that pass the necessary tests: rarely more than one.
         let mut first = None;
         let mut more = false;
@@ -707,13 +743,49 @@ fn parse_hir(source: &str) -> Option<Hir> {
         .ok()
 }
 
-/// `^h$`, the parts of a pattern that the fast paths test alone.
-fn anchored(h: &Hir) -> Option<Regex> {
-    regex::bytes::RegexBuilder::new(&anchored_source(h))
-        .unicode(false)
-        .size_limit(4 << 20)
-        .build()
+/// A test that a whole slice matches `^h$`: the parts of a pattern that
+/// the fast paths test alone, on short slices.
+///
+/// Built with the meta engine of regex-automata (what `regex` runs on)
+/// with only the PikeVM and the lazy DFA: `regex` would also determinise
+/// a full DFA and build a one-pass DFA and a backtracker for each, which
+/// made these small tests most of the cost of compiling a rule set (and
+/// of the daemon's start-up) while saving nothing measurable per line —
+/// the lazy DFA caches the few states a short slice visits.
+#[derive(Clone, Debug)]
+struct Anchored(regex_automata::meta::Regex);
+
+/// A whole-slice test: the pattern's own regex or an [`Anchored`] part.
+trait IsMatch {
+    fn is_match(&self, haystack: &[u8]) -> bool;
+}
+
+impl IsMatch for Regex {
+    fn is_match(&self, haystack: &[u8]) -> bool {
+        Regex::is_match(self, haystack)
+    }
+}
+
+impl IsMatch for Anchored {
+    fn is_match(&self, haystack: &[u8]) -> bool {
+        self.0.is_match(haystack)
+    }
+}
+
+fn anchored(h: &Hir) -> Option<Anchored> {
+    use regex_automata::{meta, util::syntax};
+    meta::Builder::new()
+        .configure(
+            meta::Config::new()
+                .nfa_size_limit(Some(4 << 20))
+                .dfa(false)
+                .onepass(false)
+                .backtrack(false),
+        )
+        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .build(&anchored_source(h))
         .ok()
+        .map(Anchored)
 }
 
 fn anchored_source(h: &Hir) -> String {
@@ -755,25 +827,25 @@ const MAX_TAIL_STARTS: usize = 8;
 /// The backtracking engine that extracts captures visits every state at
 /// every byte: 36,000 instructions for a 135-byte access-log line. Here a
 /// literal search and two DFA passes cost a tenth of that.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Tail {
     /// `^T$`.
-    tail: Regex,
+    tail: Anchored,
     /// Every match of `T` starts with one of these.
     starts: Vec<memmem::Finder<'static>>,
     head: Head,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Head {
     /// `H` holds only the `ip` group; `whole` is `^H$`.
-    Split { split: Split, whole: Regex },
+    Split { split: Split, whole: Anchored },
     /// `H` is `H1 G`; `whole` is `^H1$`, `group` is `^G$`, which matches
     /// exactly `len` bytes.
     Fixed {
         split: Split,
-        whole: Regex,
-        group: Regex,
+        whole: Anchored,
+        group: Anchored,
         len: usize,
         role: Role,
     },
