@@ -40,11 +40,9 @@ pub enum ConfigError {
 /// 1-based line number of byte `offset` in `text`.
 pub(crate) fn line_at(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    // memchr: called for every rule and example of a rule file, so a byte
+    // loop here was a tenth of loading a hundred rules.
+    memchr::memchr_iter(b'\n', &text.as_bytes()[..end]).count() + 1
 }
 
 /// Turns a TOML syntax or type error into a located [`ConfigError`].

@@ -434,6 +434,33 @@ impl LocalTime {
     }
 }
 
+/// The system's local time zone: `TZ` if set, else `/etc/localtime`.
+///
+/// `/etc/localtime` is read directly rather than through
+/// `jiff::tz::TimeZone::system()`, which resolves it by name in the time
+/// zone database and, for that, lists the whole of `/usr/share/zoneinfo`
+/// first: a few milliseconds of every start-up. Whatever cannot be read
+/// that way is left to jiff.
+fn system_time_zone() -> jiff::tz::TimeZone {
+    const LOCALTIME: &str = "/etc/localtime";
+    if std::env::var_os("TZ").is_some_and(|v| !v.is_empty()) {
+        return jiff::tz::TimeZone::system();
+    }
+    let name = std::fs::read_link(LOCALTIME)
+        .ok()
+        .and_then(|target| {
+            let target = target.to_string_lossy().into_owned();
+            target
+                .split_once("zoneinfo/")
+                .map(|(_, name)| name.to_owned())
+        })
+        .unwrap_or_else(|| "Local".to_owned());
+    std::fs::read(LOCALTIME)
+        .ok()
+        .and_then(|data| jiff::tz::TimeZone::tzif(&name, &data).ok())
+        .unwrap_or_else(jiff::tz::TimeZone::system)
+}
+
 impl SyslogClock {
     pub fn new(tz: jiff::tz::TimeZone, reference: Timestamp) -> SyslogClock {
         SyslogClock {
@@ -447,7 +474,7 @@ impl SyslogClock {
     /// A clock in the system's local time zone, where syslog daemons write
     /// their times.
     pub fn system(reference: Timestamp) -> SyslogClock {
-        SyslogClock::new(jiff::tz::TimeZone::system(), reference)
+        SyslogClock::new(system_time_zone(), reference)
     }
 
     /// Moves the reference that the year is inferred from. Cheap: call it

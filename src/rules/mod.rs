@@ -897,10 +897,17 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
                         Tally::Each
                     }
                 };
-                match Pattern::compile(p.regex.get_ref(), tally) {
-                    Ok(c) => patterns.push(c),
-                    Err(m) => errors.push(ctx.err(p.regex.span(), &format!("{field}.regex"), m)),
-                }
+                let derived = match Pattern::compile(p.regex.get_ref(), tally) {
+                    Ok(c) => {
+                        let derived = c.literals.clone();
+                        patterns.push(c);
+                        derived
+                    }
+                    Err(m) => {
+                        errors.push(ctx.err(p.regex.span(), &format!("{field}.regex"), m));
+                        None
+                    }
+                };
                 lits.push(match &p.literals {
                     Some(l)
                         if l.get_ref().iter().all(|x| !x.is_empty()) && !l.get_ref().is_empty() =>
@@ -915,7 +922,7 @@ fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Ve
                         ));
                         None
                     }
-                    None => prefilter::required_literals(p.regex.get_ref()),
+                    None => derived,
                 });
             }
             let text_format = if format == "syslog" {

@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use memchr::memmem;
 use regex::bytes::{CaptureLocations, Regex};
@@ -37,7 +38,9 @@ pub(super) enum TextFormat {
 /// One compiled pattern of a text rule.
 #[derive(Clone, Debug)]
 pub(super) struct Pattern {
-    pub regex: Regex,
+    /// Shared, not cloned, between the copies the pattern cache makes: a
+    /// cloned regex gets a pool of its own and starts with a cold lazy DFA.
+    pub regex: Arc<Regex>,
     pub ip_group: usize,
     pub time_group: Option<usize>,
     pub repeat_group: Option<usize>,
@@ -45,6 +48,9 @@ pub(super) struct Pattern {
     /// sent the request, which may be a trusted proxy.
     pub xff_group: Option<usize>,
     pub tally: Tally,
+    /// Literals every match contains, for the prefilter (derived here so
+    /// that the pattern cache keeps them too).
+    pub literals: Option<Vec<Vec<u8>>>,
     /// A cheaper way to the `ip` capture, when the pattern's shape allows.
     split: Option<Split>,
     /// A cheaper way to all the captures of a pattern with more groups
@@ -112,7 +118,8 @@ impl Pattern {
             ip_group,
             split,
             tail,
-            regex,
+            regex: Arc::new(regex),
+            literals: super::prefilter::required_literals(source),
             tally,
         })
     }
@@ -147,7 +154,7 @@ pub(super) fn run<'t>(
     proxies: &TrustedProxies,
 ) -> Option<TextMatch<'t>> {
     if let Some(split) = &pattern.split {
-        match split.find(text, &pattern.regex) {
+        match split.find(text, &*pattern.regex) {
             Found::One(s, e) => {
                 return Some(TextMatch {
                     ip: parse_client_ip(&text[s..e])?,
@@ -751,9 +758,10 @@ fn parse_hir(source: &str) -> Option<Hir> {
 /// a full DFA and build a one-pass DFA and a backtracker for each, which
 /// made these small tests most of the cost of compiling a rule set (and
 /// of the daemon's start-up) while saving nothing measurable per line —
-/// the lazy DFA caches the few states a short slice visits.
+/// the lazy DFA caches the few states a short slice visits. Behind an
+/// `Arc` so that copies share one pool of caches, warm from the first.
 #[derive(Clone, Debug)]
-struct Anchored(regex_automata::meta::Regex);
+struct Anchored(Arc<regex_automata::meta::Regex>);
 
 /// A whole-slice test: the pattern's own regex or an [`Anchored`] part.
 trait IsMatch {
@@ -785,7 +793,7 @@ fn anchored(h: &Hir) -> Option<Anchored> {
         .syntax(syntax::Config::new().unicode(false).utf8(false))
         .build(&anchored_source(h))
         .ok()
-        .map(Anchored)
+        .map(|re| Anchored(Arc::new(re)))
 }
 
 fn anchored_source(h: &Hir) -> String {
@@ -1105,7 +1113,7 @@ mod tests {
     fn assert_agrees(p: &Pattern, text: &[u8]) {
         let split = p.split.as_ref().expect("the pattern has the shape");
         let want = by_regex(p, text);
-        match split.find(text, &p.regex) {
+        match split.find(text, &*p.regex) {
             Found::One(s, e) => {
                 assert_eq!(Some((s, e)), want, "{:?}", String::from_utf8_lossy(text))
             }

@@ -464,14 +464,20 @@ impl Alerter {
     ) -> Alerter {
         install_tls_provider();
         let stats = Arc::new(AlertStats::default());
-        let client = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            // A webhook that redirects is misconfigured, and following a
-            // redirect would turn the POST into a GET: fail visibly instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| error_chain(&e));
-        if let Err(e) = &client {
+        // Building the client loads the system's CA certificates, a few
+        // milliseconds of start-up: not for a daemon without destinations.
+        let client = if targets.is_empty() {
+            Err("no alert destinations".to_owned())
+        } else {
+            reqwest::Client::builder()
+                .user_agent(USER_AGENT)
+                // A webhook that redirects is misconfigured, and following a
+                // redirect would turn the POST into a GET: fail visibly instead.
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| error_chain(&e))
+        };
+        if let (false, Err(e)) = (targets.is_empty(), &client) {
             tracing::error!(error = %e, "cannot build the HTTP client; alerts will not be sent");
         }
 
