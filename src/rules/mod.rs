@@ -269,55 +269,79 @@ impl RuleSet {
 
     /// Compiles rule files given as (path, text) pairs.
     pub fn from_files(files: &[(PathBuf, String)]) -> Result<RuleSet, RuleErrors> {
-        text::with_pattern_cache(|| RuleSet::compile_files(files))
+        // Files compile independently, on up to as many threads as there
+        // are cores (a hundred rules are most of the daemon's start-up);
+        // what depends on their order — ids, rule numbers — is settled
+        // after, in file order, so the result and the errors are the same
+        // as one thread would give.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(files.len().div_ceil(8))
+            .max(1);
+        let per_thread = files.len().div_ceil(threads).max(1);
+        let compiled: Vec<FileOutcome> = if threads == 1 {
+            text::with_pattern_cache(|| files.iter().map(|(p, t)| compile_file(p, t)).collect())
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = files
+                    .chunks(per_thread)
+                    .map(|chunk| {
+                        scope.spawn(move || {
+                            text::with_pattern_cache(|| {
+                                chunk
+                                    .iter()
+                                    .map(|(p, t)| compile_file(p, t))
+                                    .collect::<Vec<_>>()
+                            })
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| match h.join() {
+                        Ok(outcomes) => outcomes,
+                        // A panic in a compile is a bug; surface it as one.
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    })
+                    .collect()
+            })
+        };
+        RuleSet::assemble(files, compiled)
     }
 
-    fn compile_files(files: &[(PathBuf, String)]) -> Result<RuleSet, RuleErrors> {
+    /// Numbers the compiled rules in file order and builds the set.
+    fn assemble(
+        files: &[(PathBuf, String)],
+        compiled: Vec<FileOutcome>,
+    ) -> Result<RuleSet, RuleErrors> {
         let mut errors = Vec::new();
         let mut rules: Vec<Rule> = Vec::new();
         let mut units_lits: Vec<Option<Vec<Vec<u8>>>> = Vec::new();
         let mut units: Vec<(u16, u16)> = Vec::new();
-        for (path, text) in files {
-            let raw: RawRuleFile = match toml::from_str(text) {
-                Ok(r) => r,
+        for outcome in compiled {
+            let outcomes = match outcome {
+                Ok(outcomes) => outcomes,
                 Err(e) => {
-                    let located = crate::config::toml_error(path, text, &e);
-                    let (line, field, message) = match located {
-                        crate::config::ConfigError::At {
-                            line, key, message, ..
-                        } => (line, key, message),
-                        other => (0, String::new(), other.to_string()),
-                    };
-                    errors.push(RuleError {
-                        file: path.clone(),
-                        line,
-                        rule: "?".into(),
-                        field,
-                        message,
-                    });
+                    errors.push(e);
                     continue;
                 }
             };
-            for r in raw.rule {
-                let span = r.span();
-                let ctx = Ctx {
-                    file: path,
-                    text,
-                    rule: format!("{:?}", r.get_ref().id.get_ref()),
-                };
-                if rules.iter().any(|o| *o.id == **r.get_ref().id.get_ref()) {
-                    errors.push(ctx.err(
-                        r.get_ref().id.span(),
-                        "id",
-                        "this rule id is already defined".into(),
-                    ));
+            for RuleOutcome {
+                id,
+                id_error,
+                limit_error,
+                compiled,
+            } in outcomes
+            {
+                if rules.iter().any(|o| *o.id == *id) {
+                    errors.push(id_error);
                     continue;
                 }
                 if rules.len() >= u16::MAX as usize {
-                    errors.push(ctx.err(span, "rule", "too many rules".into()));
+                    errors.push(limit_error);
                     continue;
                 }
-                match compile_rule(&ctx, r.into_inner(), line_at(text, span.start)) {
+                match compiled {
                     Ok((mut rule, lits)) => {
                         rule.first_unit = units.len() as u32;
                         for (k, l) in lits.into_iter().enumerate() {
@@ -598,9 +622,45 @@ impl RuleSet {
     /// Runs every rule's examples against that rule alone; returns one
     /// error per example that does not do what it says.
     pub fn check_examples(&self) -> Vec<RuleError> {
+        // Like compiling, on up to as many threads as there are cores, each
+        // with its own match state over a range of rules; the errors come
+        // back in rule order.
+        let n = self.rules.len();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .min(n.div_ceil(8))
+            .max(1);
+        if threads == 1 {
+            return self.check_examples_of(0..n);
+        }
+        let per_thread = n.div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n)
+                .step_by(per_thread)
+                .map(|start| {
+                    scope.spawn(move || self.check_examples_of(start..(start + per_thread).min(n)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| match h.join() {
+                    Ok(errors) => errors,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                })
+                .collect()
+        })
+    }
+
+    fn check_examples_of(&self, range: std::ops::Range<usize>) -> Vec<RuleError> {
         let mut st = self.new_state(Timestamp::now());
         let mut errors = Vec::new();
-        for (i, rule) in self.rules.iter().enumerate() {
+        for (i, rule) in self
+            .rules
+            .iter()
+            .enumerate()
+            .skip(range.start)
+            .take(range.len())
+        {
             for ex in &rule.examples {
                 let filter = RuleFilter::only(i, self.rules.len(), ex.proxies.clone());
                 let mut hit = None;
@@ -768,6 +828,63 @@ fn escalate_ladder(
 }
 
 type Compiled = (Rule, Vec<Option<Vec<Vec<u8>>>>);
+
+/// One rule of a file, compiled, with the errors that only the whole set
+/// can decide (a duplicate id, too many rules) prepared for it.
+struct RuleOutcome {
+    id: String,
+    id_error: RuleError,
+    limit_error: RuleError,
+    compiled: Result<Compiled, Vec<RuleError>>,
+}
+
+/// A rule file: its rules, or the error that stopped it being read.
+type FileOutcome = Result<Vec<RuleOutcome>, RuleError>;
+
+/// Parses and compiles one rule file, independently of the others.
+fn compile_file(path: &Path, text: &str) -> FileOutcome {
+    let raw: RawRuleFile = toml::from_str(text).map_err(|e| {
+        let located = crate::config::toml_error(path, text, &e);
+        let (line, field, message) = match located {
+            crate::config::ConfigError::At {
+                line, key, message, ..
+            } => (line, key, message),
+            other => (0, String::new(), other.to_string()),
+        };
+        RuleError {
+            file: path.to_owned(),
+            line,
+            rule: "?".into(),
+            field,
+            message,
+        }
+    })?;
+    Ok(raw
+        .rule
+        .into_iter()
+        .map(|r| {
+            let span = r.span();
+            let ctx = Ctx {
+                file: path,
+                text,
+                rule: format!("{:?}", r.get_ref().id.get_ref()),
+            };
+            let id = r.get_ref().id.get_ref().to_string();
+            let id_error = ctx.err(
+                r.get_ref().id.span(),
+                "id",
+                "this rule id is already defined".into(),
+            );
+            let limit_error = ctx.err(span.clone(), "rule", "too many rules".into());
+            RuleOutcome {
+                id,
+                id_error,
+                limit_error,
+                compiled: compile_rule(&ctx, r.into_inner(), line_at(text, span.start)),
+            }
+        })
+        .collect())
+}
 
 fn compile_rule(ctx: &Ctx<'_>, raw: RawRule, line: usize) -> Result<Compiled, Vec<RuleError>> {
     let mut errors = Vec::new();
@@ -1336,6 +1453,58 @@ mod tests {
             PathBuf::from("/etc/authwatch/rules/t.toml"),
             text.to_owned(),
         )])
+    }
+
+    /// Forty files compile on several threads: the rules keep file order,
+    /// a duplicate id is the later file's error, and errors come in file
+    /// order, as on one thread.
+    #[test]
+    fn many_files_compile_in_parallel_with_file_order_kept() {
+        let rule = |id: &str, example_ip: &str| {
+            format!(
+                "[[rule]]\nid = \"{id}\"\n[[rule.pattern]]\nregex = 'fail {id} (?P<ip>\\S+)$'\n[[rule.example]]\nline = 'fail {id} 1.2.3.4'\nip = \"{example_ip}\"\n"
+            )
+        };
+        let files: Vec<(PathBuf, String)> = (0..40)
+            .map(|i| {
+                (
+                    PathBuf::from(format!("r{i:02}.toml")),
+                    rule(&format!("r{i:02}"), "1.2.3.4"),
+                )
+            })
+            .collect();
+        let set = RuleSet::from_files(&files).unwrap();
+        let ids: Vec<String> = set.rules().iter().map(|r| r.id.to_string()).collect();
+        let want: Vec<String> = (0..40).map(|i| format!("r{i:02}")).collect();
+        assert_eq!(ids, want);
+        // Compile errors, in file order; examples run only when there are none.
+        let mut broken = files.clone();
+        broken[5].1 = rule("r05", "1.2.3.5");
+        broken[37].1 = rule("r03", "1.2.3.4");
+        broken[33].1 = "[[rule]\n".into();
+        let errors = RuleSet::from_files(&broken).unwrap_err().to_string();
+        let lines: Vec<&str> = errors.lines().collect();
+        assert_eq!(lines.len(), 2, "{errors}");
+        assert!(lines[0].starts_with("r33.toml:1:"), "{errors}");
+        assert!(
+            lines[1].starts_with("r37.toml:2: rule \"r03\": id: this rule id is already defined"),
+            "{errors}"
+        );
+        // Failing examples, checked on several threads, in rule order.
+        let mut broken = files.clone();
+        broken[5].1 = rule("r05", "1.2.3.5");
+        broken[30].1 = rule("r30", "1.2.3.6");
+        let errors = RuleSet::from_files(&broken).unwrap_err().to_string();
+        let lines: Vec<&str> = errors.lines().collect();
+        assert_eq!(lines.len(), 2, "{errors}");
+        assert!(
+            lines[0].starts_with("r05.toml:6: rule \"r05\": example:"),
+            "{errors}"
+        );
+        assert!(
+            lines[1].starts_with("r30.toml:6: rule \"r30\": example:"),
+            "{errors}"
+        );
     }
 
     #[test]
