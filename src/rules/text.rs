@@ -573,14 +573,13 @@ impl Split {
     fn find(&self, text: &[u8], whole: &impl IsMatch) -> Found {
         // The runs that pass the necessary tests: rarely more than one.
         let mut first = None;
-        let mut more = false;
+        let mut plausible = 0usize;
         let mut consider = |s: usize, e: usize| {
             if s < e && self.plausible(text, s, e) {
                 if first.is_none() {
                     first = Some((s, e));
-                } else {
-                    more = true;
                 }
+                plausible += 1;
             }
         };
         match &self.anchor {
@@ -615,7 +614,7 @@ impl Split {
                 }
             }
         }
-        match (first, more) {
+        match (first, plausible > 1) {
             (None, _) => Found::None,
             // One candidate: the pattern matches only by it, if at all.
             (Some((s, e)), false) => {
@@ -629,6 +628,10 @@ impl Split {
                     Found::None
                 }
             }
+            // Each candidate costs `decide` two DFA passes over the line:
+            // past a few (a crafted line full of ` port `), one pass of the
+            // regex is cheaper than that quadratic walk.
+            (Some(_), true) if plausible > MAX_SPLIT_CANDIDATES => Found::Ambiguous,
             (Some(_), true) => self.decide(text),
         }
     }
@@ -809,6 +812,10 @@ fn anchored_source(h: &Hir) -> String {
 /// leaves the line to the regex: each costs a DFA pass over the rest of
 /// the line, and a crafted line must not make that quadratic.
 const MAX_TAIL_STARTS: usize = 8;
+
+/// More plausible runs than this in one line, and [`Split`] leaves the
+/// line to the regex, for the same reason as [`MAX_TAIL_STARTS`].
+const MAX_SPLIT_CANDIDATES: usize = 8;
 
 /// All the captures without a capturing regex engine, for patterns of the
 /// shape `^H T$`: `T` (non-empty, starting with one of a few literals) holds
@@ -1120,6 +1127,35 @@ mod tests {
             Found::None => assert_eq!(None, want, "{:?}", String::from_utf8_lossy(text)),
             Found::Ambiguous => {}
         }
+    }
+
+    /// A user name full of ` from X port N ssh2` gives Split many
+    /// plausible runs: past a few it hands the line to the regex, which
+    /// still captures the address sshd wrote last.
+    #[test]
+    fn many_plausible_runs_go_to_the_regex() {
+        let p = Pattern::compile(SSHD[0], Tally::Each).unwrap();
+        let split = p.split.as_ref().unwrap();
+        let mut line = String::from("Failed password for invalid user x");
+        for _ in 0..MAX_SPLIT_CANDIDATES {
+            line.push_str(" from 10.66.66.66 port 22 ssh2");
+        }
+        line.push_str(" from 203.0.113.9 port 50022 ssh2");
+        assert_eq!(split.find(line.as_bytes(), &*p.regex), Found::Ambiguous);
+        let mut clock = SyslogClock::system(Timestamp::now());
+        let mut locs = p.regex.capture_locations();
+        let m = run(
+            &p,
+            &mut locs,
+            line.as_bytes(),
+            &mut clock,
+            &TrustedProxies::default(),
+        );
+        assert_eq!(m.map(|m| m.ip.to_string()).as_deref(), Some("203.0.113.9"));
+        // At the cap, Split still decides alone.
+        let few = line.replacen(" from 10.66.66.66 port 22 ssh2", "", 2);
+        assert_ne!(split.find(few.as_bytes(), &*p.regex), Found::Ambiguous);
+        assert_agrees(&p, few.as_bytes());
     }
 
     #[test]
