@@ -76,6 +76,8 @@ struct RawConfig {
     trusted_proxies: Option<Vec<Spanned<String>>>,
     host: Option<Spanned<String>>,
     max_line_bytes: Option<Spanned<i64>>,
+    /// The most (rule, address) windows held at once.
+    max_tracked_keys: Option<Spanned<i64>>,
     redis: Option<RawRedis>,
     #[serde(default)]
     source: Vec<RawSource>,
@@ -157,6 +159,9 @@ pub struct Config {
     /// This host's name, written into every block.
     pub host: String,
     pub max_line_bytes: usize,
+    /// The most (rule, address or network) windows the detector holds;
+    /// beyond, the least recently seen are evicted (see `detector`).
+    pub max_tracked_keys: usize,
     pub redis: RedisConfig,
     pub sources: Vec<SourceConfig>,
     pub alerts: Vec<AlertTarget>,
@@ -318,6 +323,21 @@ impl Config {
                         v.span(),
                         "max_line_bytes",
                         "must be between 256 and 16777216".into(),
+                    ));
+                }
+                n as usize
+            }
+        };
+
+        let max_tracked_keys = match raw.max_tracked_keys {
+            None => crate::detector::DEFAULT_MAX_KEYS,
+            Some(v) => {
+                let n = *v.get_ref();
+                if !(1_000..=100_000_000).contains(&n) {
+                    return Err(at(
+                        v.span(),
+                        "max_tracked_keys",
+                        "must be between 1000 and 100000000".into(),
                     ));
                 }
                 n as usize
@@ -700,6 +720,7 @@ impl Config {
             trusted_proxies,
             host,
             max_line_bytes,
+            max_tracked_keys,
             redis,
             sources,
             alerts,
@@ -838,6 +859,19 @@ url = "https://hooks.slack.com/services/T000/B000/XXXX"
             "[[source]]\nname = \"a\"\npath = \"/x\"\n[[source]]\nname = \"a\"\npath = \"/y\"\n",
         );
         assert!(e.contains(":5: source.name:"), "{e}");
+        let e = error("rules_dir = \"/r\"\nmax_tracked_keys = 10\n");
+        assert_eq!(
+            e,
+            "/etc/authwatch/authwatch.toml:2: max_tracked_keys: must be between 1000 and 100000000"
+        );
+        assert_eq!(
+            parse("max_tracked_keys = 5000\n").unwrap().max_tracked_keys,
+            5000
+        );
+        assert_eq!(
+            parse("").unwrap().max_tracked_keys,
+            crate::detector::DEFAULT_MAX_KEYS
+        );
     }
 
     #[test]

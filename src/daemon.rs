@@ -174,7 +174,10 @@ pub async fn run(
         filters,
         config.allowlist.clone(),
         config.max_line_bytes,
-    );
+    )
+    .with_detector_limits(crate::detector::DetectorLimits {
+        max_keys: config.max_tracked_keys,
+    });
 
     let specs = config
         .sources

@@ -69,6 +69,13 @@ impl Engine {
         }
     }
 
+    /// Holds no more windows than `limits` allow (instead of the
+    /// detector's default). Call it before the first line.
+    pub fn with_detector_limits(mut self, limits: crate::detector::DetectorLimits) -> Engine {
+        self.detector = Detector::with_limits(self.rules.policies(), limits);
+        self
+    }
+
     pub fn rules(&self) -> &Arc<RuleSet> {
         &self.rules
     }
