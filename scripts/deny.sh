@@ -63,6 +63,12 @@ if [ -n "$newest" ]; then
   fi
 fi
 
+# cargo-deny reads the dependency graph for every target platform, offline:
+# on a fresh machine the crates of other platforms (windows-sys, ...) and
+# optional ones are not yet in ~/.cargo/registry, so fetch them first
+# (crates.io is reachable; a no-op once they are there).
+cargo fetch --locked --manifest-path "$root/Cargo.toml" >&2
+
 if [ "$#" -eq 0 ]; then set -- check; fi
 export AUTHWATCH_DENY_DB_ROOT="$dbs"
 exec cargo deny --offline --locked --config "$root/deny.toml" --manifest-path "$root/Cargo.toml" "$@"
