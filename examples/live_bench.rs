@@ -772,6 +772,9 @@ impl Redis {
     /// A private `redis-server` on a free loopback port, nothing saved.
     fn start(dir: &Path) -> Result<Redis> {
         fs::create_dir_all(dir)?;
+        // redis-server changes into --dir before it opens --logfile, so a
+        // relative path would name a file under itself.
+        let dir = &fs::canonicalize(dir)?;
         let mut last = anyhow!("not tried");
         for _ in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
