@@ -34,6 +34,11 @@
 //!    * found later (rotation, a new glob match, a file that was missing) → 0,
 //!      otherwise its first lines would be lost.
 //!
+//!    At the first pass, files renamed away from the pattern while we were
+//!    stopped are found under their rotated names and read first (see
+//!    `SpecState::recover_rotated`): the file we were reading from its
+//!    checkpoint, files created and rotated meanwhile from 0.
+//!
 //! Output is [`Chunk`]s of whole lines, one per read of up to
 //! [`TailerOptions::read_buf_bytes`]: no allocation per line. Lines end at
 //! `\n` only; a partial last line is held back until its newline arrives,
@@ -71,8 +76,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use memchr::{memchr, memrchr};
 
+use super::checkpoint::CheckpointEntry;
 use super::checkpoint::{unix_now, Checkpoints, RETENTION};
-use super::fingerprint::{FileKey, Head};
+use super::fingerprint::{FileKey, Head, HEAD_BYTES};
 
 /// Where a file found at the first pass, with no checkpoint, starts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -561,6 +567,16 @@ impl Found {
     }
 }
 
+/// What a rotated file that no checkpoint knows by identity is to us.
+enum Copy {
+    /// Not a copy of anything we read: a new file, read from its start.
+    Not,
+    /// A copy of a file we read, truncated since: resume at its checkpoint.
+    Resume(u64),
+    /// Not read, for this reason.
+    Skip(&'static str),
+}
+
 struct SpecState {
     source: usize,
     start_at: StartAt,
@@ -754,47 +770,82 @@ impl SpecState {
         lag
     }
 
-    /// At the first pass: a checkpointed file of this pattern that was
-    /// renamed away while we were stopped (logrotate ran meanwhile), and
-    /// still sits in the directory under another name, is drained from its
-    /// checkpoint before its successor is read, so that the lines written
-    /// to it between our stop and the rotation are not lost. Only a file
-    /// whose identity and fingerprint match its checkpoint is taken.
+    /// At the first pass, the files of this pattern that logrotate renamed
+    /// away while we were stopped, read before their successors so that no
+    /// line written while we were not running is lost:
+    ///
+    /// * a checkpointed file that still sits in the directory under another
+    ///   name (identity and fingerprint match its checkpoint) is drained from
+    ///   its checkpoint;
+    /// * a file under a rotated name of this pattern (`app.log.1`,
+    ///   `app.log-20261204`) that no checkpoint knows, modified since the
+    ///   checkpoints were last written, was created *and* rotated while we
+    ///   were stopped (two rotations in one downtime): it is read from its
+    ///   start — unless it is a copy of a file we read (copytruncate: its
+    ///   first [`HEAD_BYTES`] bytes match a checkpoint's fingerprint), which
+    ///   resumes at that checkpoint when the original was truncated since, and
+    ///   is skipped while the original is intact, so no line counts twice.
     fn recover_rotated(&mut self, found: &[Found], pass: &mut Pass<'_>) -> u64 {
-        let missing: Vec<(u64, u64)> = pass
-            .known
-            .iter()
-            .filter(|(_, e)| self.matches(&e.path) || self.matches_rotated(&e.path))
-            .map(|(k, _)| (k.dev, k.ino))
-            .filter(|id| !found.iter().any(|f| (f.dev, f.ino) == *id))
-            .collect();
-        if missing.is_empty() {
+        if self.followed_until.is_none() {
+            // Never followed before: nothing was missed.
             return 0;
         }
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return 0;
         };
-        let mut lag = 0;
+        let mut recovered: Vec<(Found, Option<u64>)> = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
             let Ok(meta) = fs::metadata(&path) else {
                 continue;
             };
-            if !meta.is_file() || !missing.contains(&(meta.dev(), meta.ino())) {
+            let id = (meta.dev(), meta.ino());
+            if !meta.is_file() || found.iter().any(|f| (f.dev, f.ino) == id) {
                 continue;
             }
-            let matches = File::open(&path)
-                .and_then(|f| Head::read(&f))
-                .is_ok_and(|head| checkpoint_vouches(pass.known, &meta, &head));
-            if !matches {
+            let ours = pass
+                .known
+                .get(id.0, id.1)
+                .is_some_and(|(_, e)| self.matches(&e.path) || self.matches_rotated(&e.path));
+            let new_rotated = self.matches_rotated(&path) && self.appeared_while_stopped(&meta);
+            if !ours && !new_rotated {
                 continue;
             }
-            let f = Found::new(path, &meta);
-            match self.open(&f, false, pass) {
+            let Ok(head) = File::open(&path).and_then(|f| Head::read(&f)) else {
+                continue;
+            };
+            if ours && checkpoint_vouches(pass.known, &meta, &head) {
+                recovered.push((Found::new(path, &meta), None));
+                continue;
+            }
+            if !new_rotated {
+                continue;
+            }
+            match self.copy_of(pass.known, &head, meta.len()) {
+                Copy::Not => recovered.push((Found::new(path, &meta), Some(0))),
+                Copy::Resume(offset) => recovered.push((Found::new(path, &meta), Some(offset))),
+                Copy::Skip(why) => {
+                    tracing::info!("tailer: not reading {}: {why}", path.display());
+                }
+            }
+        }
+        // Oldest first, as a rotated series is meant to be read: the files
+        // we followed before any we never saw (those were created after ours
+        // was rotated away), then by mtime, then `.2` before `.1`.
+        recovered.sort_by(|(a, a_start), (b, b_start)| {
+            (a_start.is_some(), a.mtime)
+                .cmp(&(b_start.is_some(), b.mtime))
+                .then_with(|| b.path.cmp(&a.path))
+        });
+
+        let mut lag = 0;
+        for (f, start) in recovered {
+            match self.open_at(&f, false, start, pass) {
                 Ok(Some(mut w)) => {
                     tracing::info!(
-                        "tailer: draining {}, rotated while stopped",
-                        w.path.display()
+                        "tailer: draining {} from offset {}, rotated while stopped",
+                        w.path.display(),
+                        w.pos
                     );
                     self.stats.rotations.fetch_add(1, Ordering::Relaxed);
                     w.away_since = Some(pass.now);
@@ -809,6 +860,55 @@ impl SpecState {
             }
         }
         lag
+    }
+
+    /// Whether a file no checkpoint knows by identity, whose first bytes are
+    /// `head`, is a copy of a file of this pattern that we read.
+    fn copy_of(&self, known: &Checkpoints, head: &Head, size: u64) -> Copy {
+        let head = head.bytes();
+        for (key, entry) in known.iter() {
+            if !(self.matches(&entry.path) || self.matches_rotated(&entry.path)) {
+                continue;
+            }
+            let len = usize::from(key.fingerprint.len);
+            if len == 0 || !key.fingerprint.matches(head) {
+                continue;
+            }
+            if len < HEAD_BYTES {
+                // A short fingerprint (the file was small when first seen)
+                // is no proof of identity: neither a copy nor a new file.
+                return Copy::Skip("its first bytes match a file read before");
+            }
+            if self.original_intact(key, entry) {
+                return Copy::Skip("a copy of a file still being followed");
+            }
+            if entry.offset > size {
+                return Copy::Skip("a copy shorter than what was read of its original");
+            }
+            return Copy::Resume(entry.offset);
+        }
+        Copy::Not
+    }
+
+    /// Whether the file `key` names is still in the directory with the first
+    /// bytes and at least the length it had at its checkpoint (not
+    /// truncated). When the directory cannot be read, it is taken to be.
+    fn original_intact(&self, key: &FileKey, entry: &CheckpointEntry) -> bool {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return true;
+        };
+        entries.flatten().any(|e| {
+            // stat before open: a FIFO in the directory would block an open.
+            let path = e.path();
+            let same = fs::metadata(&path).is_ok_and(|meta| {
+                meta.is_file()
+                    && key.same_inode(meta.dev(), meta.ino())
+                    && meta.len() >= entry.offset
+            });
+            same && File::open(&path)
+                .and_then(|file| Head::read(&file))
+                .is_ok_and(|head| key.fingerprint.matches(head.bytes()))
+        })
     }
 
     /// Matches followed files with what was found: updates paths, marks the
@@ -844,6 +944,18 @@ impl SpecState {
     /// Opens a newly found file and decides where to start; `None` if it is
     /// gone already or turned out to be a file we follow.
     fn open(&mut self, f: &Found, first: bool, pass: &mut Pass<'_>) -> io::Result<Option<Watched>> {
+        self.open_at(f, first, None, pass)
+    }
+
+    /// [`SpecState::open`], but starting at `start` (a checkpoint offset, or
+    /// 0) instead of what the file's own checkpoint says, when given.
+    fn open_at(
+        &mut self,
+        f: &Found,
+        first: bool,
+        start: Option<u64>,
+        pass: &mut Pass<'_>,
+    ) -> io::Result<Option<Watched>> {
         let file = match File::open(&f.path) {
             Ok(file) => file,
             Err(e) if is_absent(&e) => return Ok(None),
@@ -865,9 +977,10 @@ impl SpecState {
         let size = meta.len();
         let max_line = pass.options.max_line_bytes;
 
-        let checkpoint = pass
-            .known
-            .find(key.dev, key.ino, |fp| fp.matches(head.bytes()));
+        let checkpoint = start.or_else(|| {
+            pass.known
+                .find(key.dev, key.ino, |fp| fp.matches(head.bytes()))
+        });
         let (offset, discard) = match checkpoint {
             Some(offset) if offset <= size => {
                 // Checkpoints sit at line starts, except after a cut line,
@@ -1810,6 +1923,104 @@ mod tests {
         assert_eq!(poll_lines(&mut t), vec!["two", "three", "four"]);
     }
 
+    /// Follows `log` from its start, records where the tailer got to as the
+    /// daemon would, and stops.
+    fn follow_and_stop(log: &Path) -> Checkpoints {
+        let mut t = tailer(log, StartAt::Beginning);
+        let mut cps = Checkpoints::new();
+        for c in poll(&mut t) {
+            cps.record(&c.file, c.end_offset, &c.path, unix_now());
+        }
+        cps
+    }
+
+    /// A first line long enough that the file's fingerprint covers all of
+    /// HEAD_BYTES, as any real log's would.
+    fn long_first_line(tag: &str) -> Vec<u8> {
+        let mut line = format!("{tag} ").into_bytes();
+        line.resize(HEAD_BYTES + 10, b'x');
+        line.push(b'\n');
+        line
+    }
+
+    #[test]
+    fn a_file_created_and_rotated_while_stopped_is_read_from_its_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("app.log");
+        append(&log, b"a1\n");
+        let cps = follow_and_stop(&log);
+
+        // Stopped through two daily rotations: app.log -> .1 -> .2, and the
+        // file created in between is itself rotated before we start again.
+        append(&log, b"a2\n");
+        fs::rename(dir.path().join("app.log"), dir.path().join("app.log.1")).expect("rename");
+        append(&log, b"b1\nb2\n");
+        fs::rename(dir.path().join("app.log.1"), dir.path().join("app.log.2")).expect("rename");
+        fs::rename(dir.path().join("app.log"), dir.path().join("app.log.1")).expect("rename");
+        append(&log, b"c1\n");
+        // Compressed and unrelated files are left alone.
+        append(&dir.path().join("app.log.3.gz"), b"gz\n");
+        append(&dir.path().join("other.log.1"), b"other\n");
+
+        let mut t = Tailer::new(vec![spec(&log, StartAt::End)], options(), &cps);
+        assert_eq!(poll_lines(&mut t), ["a2", "b1", "b2", "c1"]);
+        assert_eq!(poll_lines(&mut t), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_old_rotated_file_we_never_followed_is_not_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("app.log");
+        let old = dir.path().join("app.log.1");
+        append(&old, b"last week\n");
+        File::options()
+            .write(true)
+            .open(&old)
+            .and_then(|f| f.set_modified(SystemTime::now() - Duration::from_secs(86_400)))
+            .expect("set mtime");
+        append(&log, b"a1\n");
+        let cps = follow_and_stop(&log);
+        append(&log, b"a2\n");
+        let mut t = Tailer::new(vec![spec(&log, StartAt::End)], options(), &cps);
+        assert_eq!(poll_lines(&mut t), ["a2"]);
+    }
+
+    #[test]
+    fn a_copytruncate_while_stopped_resumes_in_the_copy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("app.log");
+        append(&log, &long_first_line("first"));
+        append(&log, b"read\n");
+        let cps = follow_and_stop(&log);
+
+        // While stopped: more lines, then logrotate's copytruncate.
+        append(&log, b"unread1\nunread2\n");
+        fs::copy(&log, dir.path().join("app.log.1")).expect("copy");
+        File::options()
+            .write(true)
+            .open(&log)
+            .and_then(|f| f.set_len(0))
+            .expect("truncate");
+        append(&log, b"after\n");
+
+        let mut t = Tailer::new(vec![spec(&log, StartAt::End)], options(), &cps);
+        assert_eq!(poll_lines(&mut t), ["unread1", "unread2", "after"]);
+    }
+
+    #[test]
+    fn a_copy_of_a_file_still_followed_is_not_read_twice() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("app.log");
+        append(&log, &long_first_line("first"));
+        let cps = follow_and_stop(&log);
+        append(&log, b"new\n");
+        // A backup copy, the original left alone.
+        fs::copy(&log, dir.path().join("app.log.1")).expect("copy");
+
+        let mut t = Tailer::new(vec![spec(&log, StartAt::End)], options(), &cps);
+        assert_eq!(poll_lines(&mut t), ["new"]);
+    }
+
     #[test]
     fn stats_are_kept_per_source() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -2333,9 +2544,15 @@ mod tests {
                             self.rotations += 1;
                             let to = self.dir.path().join(format!("app.log.{}", self.rotations));
                             fs::rename(self.log_path(), &to).expect("rotate");
+                            // Before the first pass after a restart, the
+                            // pass will find it under its rotated name:
+                            // drained from its checkpoint, or, unknown, read
+                            // from its start.
                             let followed = self.files[i].seen
                                 || self.matching(&to)
-                                || (self.fresh && self.checkpointed(i, &to));
+                                || (self.fresh
+                                    && (self.checkpointed(i, &to)
+                                        || self.appeared_while_stopped(&to)));
                             self.files[i].path = Some(to);
                             if followed {
                                 self.old = Some(i);
@@ -2394,6 +2611,21 @@ mod tests {
                     && checkpoint_vouches(&self.checkpoints, &meta, &head)
             }
 
+            /// Whether the tailer takes the file at `path`, which no
+            /// checkpoint vouches for, as written while it was stopped: its
+            /// mtime is no older than the newest checkpoint (less the slack).
+            fn appeared_while_stopped(&self, path: &Path) -> bool {
+                let Ok(meta) = fs::metadata(path) else {
+                    return false;
+                };
+                let mtime = u64::try_from(meta.mtime()).unwrap_or(0);
+                self.checkpoints
+                    .iter()
+                    .map(|(_, e)| e.updated)
+                    .max()
+                    .is_some_and(|until| mtime + MTIME_SLACK_SECS >= until)
+            }
+
             fn restart(&mut self) {
                 let cp = Checkpointer::new(self.state.path().join("checkpoints.json"));
                 cp.save(&self.checkpoints).expect("save");
@@ -2405,8 +2637,14 @@ mod tests {
                 self.fresh = true;
                 for i in 0..self.files.len() {
                     if self.files[i].dead {
+                        // Back: drained from its checkpoint, or, never
+                        // followed, read from its start as a file created
+                        // and rotated away while we were stopped.
                         let back = match &self.files[i].path {
-                            Some(p) => !self.matching(p) && self.checkpointed(i, p),
+                            Some(p) => {
+                                !self.matching(p)
+                                    && (self.checkpointed(i, p) || self.appeared_while_stopped(p))
+                            }
                             None => false,
                         };
                         if back {
@@ -2421,8 +2659,14 @@ mod tests {
                     // Found again: still named by the pattern, or renamed
                     // within the directory after the tailer recorded a
                     // checkpoint for it (drained from there at start).
+                    // Or, never read, found under a rotated name and read
+                    // from its start.
                     let found_again = match &self.files[i].path {
-                        Some(p) => self.matching(p) || self.checkpointed(i, p),
+                        Some(p) => {
+                            self.matching(p)
+                                || self.checkpointed(i, p)
+                                || self.appeared_while_stopped(p)
+                        }
                         None => false,
                     };
                     self.files[i].seen = false;

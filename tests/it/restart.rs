@@ -158,3 +158,43 @@ async fn lines_written_while_down_are_read_and_past_blocks_are_not_written() {
     );
     daemon.wait_for_log("already expired", DEADLINE);
 }
+
+/// Down through two rotations (the daily logrotate ran twice): the rest of
+/// the file we were reading is now `auth.log.2`, the whole of the day in
+/// between is `auth.log.1`, and today's is `auth.log`. Every line of the
+/// three counts, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_of_a_file_created_and_rotated_while_down_are_read_once() {
+    let redis = RedisServer::start();
+    let receiver = Receiver::start().await;
+    let host = host(&redis, &receiver);
+    let mut conn = redis.conn().await;
+
+    let mut daemon = host.start_daemon();
+    host.append("auth.log", &sshd_failures("198.51.100.40", 50, 100));
+    wait_for_block(&mut conn, "198.51.100.40").await;
+    assert!(daemon.stop().success());
+
+    let rotate = |from: &str, to: &str| {
+        std::fs::rename(host.log(from), host.log(to)).expect("rotate");
+    };
+    // 20 + 20 + 10 failures of one address block it; 16 + 17 + 16 of another
+    // do not, unless a file were read twice.
+    host.append("auth.log", &sshd_failures("203.0.113.41", 16, 1000));
+    host.append("auth.log", &sshd_failures("203.0.113.40", 20, 2000));
+    rotate("auth.log", "auth.log.1");
+    host.append("auth.log", &sshd_failures("203.0.113.41", 17, 3000));
+    host.append("auth.log", &sshd_failures("203.0.113.40", 20, 4000));
+    rotate("auth.log.1", "auth.log.2");
+    rotate("auth.log", "auth.log.1");
+    host.append("auth.log", &sshd_failures("203.0.113.41", 16, 5000));
+    host.append("auth.log", &sshd_failures("203.0.113.40", 10, 6000));
+
+    let daemon = host.start_daemon();
+    wait_for_block(&mut conn, "203.0.113.40").await;
+    assert!(
+        !is_blocked(&mut conn, "203.0.113.41").await,
+        "49 failures across the three files must not block: a file was read twice"
+    );
+    daemon.wait_for_log("rotated while stopped", DEADLINE);
+}
