@@ -13,7 +13,9 @@
 //!   with `TZ=UTC`.
 //! * `<kind>.truth.jsonl`: every block decision the shipped rules must make
 //!   at their defaults (50 failures in any 60 s, blocks of 15 min, IPv6
-//!   counted per address and per /64) with the default allowlist
+//!   counted per address and per /64; a /64 whose failures reach the
+//!   threshold with its address's, all of them that address's, is not
+//!   blocked besides the address) with the default allowlist
 //!   (`127.0.0.0/8`, `::1/128`), one JSON object per line exactly as
 //!   `authwatch replay --json` prints it. `sort` both and compare.
 //! * `<kind>.stats`: what the corpus holds (`key value` lines).
@@ -359,19 +361,40 @@ impl Oracle {
     /// Counts `weight` failures of `ip` at time `t`, for the address and
     /// for its /64; events come in time order (the generator makes sure of
     /// it).
+    ///
+    /// An address already blocked adds nothing to its /64; an address and
+    /// its /64 reaching the threshold on the same failure with the same
+    /// count block the address alone, and the /64 starts afresh.
     fn count(&mut self, rule: &str, ip: IpAddr, t: i64, weight: u32) {
         if is_allowlisted(ip) {
             return;
         }
-        for subject in Subject::of(ip) {
-            self.count_for(rule, subject, t, weight);
+        let mut subjects = Subject::of(ip);
+        let Some(addr) = subjects.next() else {
+            return;
+        };
+        let addr_was_blocked = self
+            .keys
+            .get(&addr)
+            .is_some_and(|k| k.events.is_empty() && t < k.blocked_until);
+        let addr_reached = self.count_for(rule, addr, t, weight);
+        if addr_was_blocked {
+            return;
+        }
+        for net in subjects {
+            let net_reached = self.count_for(rule, net, t, weight);
+            if net_reached.is_some() && net_reached == addr_reached {
+                self.decisions.pop();
+                self.keys.remove(&net);
+            }
         }
     }
 
-    fn count_for(&mut self, rule: &str, subject: Subject, t: i64, weight: u32) {
+    /// Counts for one subject; the count when it reached the threshold.
+    fn count_for(&mut self, rule: &str, subject: Subject, t: i64, weight: u32) -> Option<usize> {
         let k = self.keys.entry(subject).or_default();
         if k.events.is_empty() && t < k.blocked_until {
-            return;
+            return None;
         }
         while k.events.front().is_some_and(|&e| e <= t - WINDOW_MS) {
             k.events.pop_front();
@@ -390,8 +413,10 @@ impl Oracle {
                 iso(t),
                 iso(t + BLOCK_FOR_MS)
             ));
+            Some(count)
         } else {
             k.events.extend(std::iter::repeat_n(t, weight as usize));
+            None
         }
     }
 }

@@ -75,10 +75,10 @@ impl Decision {
 }
 
 /// The decisions one hit brings, in this order: its address's, then its
-/// network's. Both may come at once — a single IPv6 address that reaches
-/// the threshold alone brings its /64 to it too — and both are kept: the
-/// address block is the one a service checking its client's address finds,
-/// the network block the one that stops the rotation.
+/// network's. Both come at once only when the network holds failures of
+/// other addresses too: a single IPv6 address that reaches the threshold
+/// alone brings its /64 to the same count, and then only the address is
+/// blocked (see [`Detector::observe`]).
 #[derive(Debug, Default)]
 pub struct Decisions {
     items: [Option<Decision>; 2],
@@ -166,7 +166,12 @@ impl Default for DetectorLimits {
 /// * The subjects of a hit are its address and, for IPv6 when the policy's
 ///   [`ipv6_prefix`](Policy::ipv6_prefix) is below 128, the network of that
 ///   prefix that holds it. Each has its own window, so one hit may bring
-///   two decisions (see [`Decisions`]).
+///   two decisions (see [`Decisions`]). Two exceptions keep one abusive
+///   address from taking its whole network with it: an address and its
+///   network that reach the threshold on the same hit with the same count
+///   block the address only (the network is forgotten and starts afresh),
+///   and the hits of an address whose block stands do not count for its
+///   network.
 /// * A hit of weight N (rsyslog's `message repeated N times`) is N events
 ///   at its time.
 /// * Out-of-order events (two files of one rule with slightly different
@@ -278,18 +283,35 @@ impl<S: WindowStore> Detector<S> {
             return out;
         }
         let policy = &self.policies[idx];
+        let addr = Subject::Addr(hit.ip);
+        let decision = |subject: Subject, reached: Reached| Decision {
+            rule: policy.id.clone(),
+            subject,
+            count: reached.count,
+            window: policy.window,
+            first_seen: reached.first_seen,
+            last_seen: reached.last_seen,
+            block_for: policy.block_for,
+        };
+        // An address already blocked adds nothing to its network's count:
+        // its failures say nothing about the network's other addresses.
+        let addr_was_blocked = self.store.blocks(hit.rule, addr, t);
+        let addr_reached = self.store.record(hit.rule, addr, t, weight, limit);
+        if let Some(reached) = addr_reached {
+            out.push(decision(addr, reached));
+        }
         let network = Subject::ipv6_network_of(hit.ip, policy.ipv6_prefix);
-        for subject in [Some(Subject::Addr(hit.ip)), network].into_iter().flatten() {
-            if let Some(reached) = self.store.record(hit.rule, subject, t, weight, limit) {
-                out.push(Decision {
-                    rule: policy.id.clone(),
-                    subject,
-                    count: reached.count,
-                    window: policy.window,
-                    first_seen: reached.first_seen,
-                    last_seen: reached.last_seen,
-                    block_for: policy.block_for,
-                });
+        if let (Some(net), false) = (network, addr_was_blocked) {
+            if let Some(reached) = self.store.record(hit.rule, net, t, weight, limit) {
+                if addr_reached.is_some_and(|a| a.count == reached.count) {
+                    // Every failure the network holds is this address's:
+                    // blocking the address is enough. The network starts
+                    // afresh, and the address's further failures, blocked
+                    // now, do not feed it.
+                    self.store.forget(hit.rule, net);
+                } else {
+                    out.push(decision(net, reached));
+                }
             }
         }
         out
@@ -869,22 +891,39 @@ mod tests {
     }
 
     #[test]
-    fn one_ipv6_address_reaching_the_threshold_brings_both_blocks() {
+    fn one_ipv6_address_reaching_the_threshold_alone_blocks_the_address_only() {
         let ip = addr("2001:db8:1:2::7");
         let mut d = Detector::new(vec![policy6(50, 60_000, 3_600_000, 64)]);
         for i in 0..49 {
             assert_eq!(d.observe(&hit(ip), at(i * SEC)).len(), 0);
         }
-        let both: Vec<Decision> = d.observe(&hit(ip), at(49 * SEC)).collect();
-        let subjects: Vec<String> = both.iter().map(|d| d.subject.to_string()).collect();
-        assert_eq!(subjects, ["2001:db8:1:2::7", "2001:db8:1:2::/64"]);
-        for dec in &both {
-            assert_eq!(
-                (dec.count, dec.first_seen, dec.last_seen),
-                (50, at(0), at(49 * SEC))
-            );
+        let got: Vec<Decision> = d.observe(&hit(ip), at(49 * SEC)).collect();
+        let subjects: Vec<String> = got.iter().map(|d| d.subject.to_string()).collect();
+        assert_eq!(
+            subjects,
+            ["2001:db8:1:2::7"],
+            "the /64's failures are all its"
+        );
+        assert_eq!(
+            (got[0].count, got[0].first_seen, got[0].last_seen),
+            (50, at(0), at(49 * SEC))
+        );
+        // Blocked, its further failures feed neither its window nor its /64.
+        for i in 50..200 {
+            assert_eq!(d.observe(&hit(ip), at(i * SEC / 4)).len(), 0, "blocked");
         }
-        assert_eq!(d.observe(&hit(ip), at(50 * SEC)).len(), 0, "both blocked");
+        // A neighbour starts the /64 afresh: 49 of its own do not block.
+        let neighbour = addr("2001:db8:1:2::8");
+        for i in 0..49 {
+            assert_eq!(d.observe(&hit(neighbour), at(60 * SEC + i)).len(), 0);
+        }
+        // Two addresses' failures reaching the threshold together do.
+        let third = addr("2001:db8:1:2::9");
+        let got: Vec<String> = d
+            .observe(&hit(third), at(61 * SEC))
+            .map(|d| d.subject.to_string())
+            .collect();
+        assert_eq!(got, ["2001:db8:1:2::/64"]);
 
         // The address alone, once the network is blocked by others.
         let mut d = Detector::new(vec![policy6(3, 60_000, 3_600_000, 64)]);
@@ -1006,7 +1045,7 @@ mod tests {
             ..hit(ip)
         };
         assert_eq!(d.observe(&hit(ip), at(0)).len(), 0);
-        assert_eq!(d.observe(&hit(ip), at(1)).len(), 2);
+        assert_eq!(d.observe(&hit(ip), at(1)).len(), 1);
         assert_eq!(d.observe(&jwt(ip), at(1)).len(), 0);
         // Its neighbour in the /64 and the /48.
         let neighbour = addr("2001:db8:1:2::8");
@@ -1016,13 +1055,14 @@ mod tests {
         d.reset(ip);
         // Left: the neighbour's two address keys.
         assert_eq!(d.tracked_keys(), 2);
-        // The /48's count is gone, the neighbour's failure with it.
+        // The /48's block and count are gone: it counts afresh, and blocks
+        // again on two failures of two addresses.
         assert_eq!(d.observe(&jwt(ip), at(3)).len(), 0);
         let got: Vec<String> = d
-            .observe(&jwt(neighbour), at(4))
+            .observe(&jwt(addr("2001:db8:1:2::9")), at(4))
             .map(|d| d.subject.to_string())
             .collect();
-        assert_eq!(got, ["2001:db8:1:2::8", "2001:db8:1::/48"]);
+        assert_eq!(got, ["2001:db8:1::/48"]);
 
         // Lifting a network forgets its own window only.
         let mut d = Detector::new(vec![policy6(2, 60_000, 3_600_000, 64)]);
@@ -1120,15 +1160,17 @@ mod tests {
                 } else {
                     IpAddr::V6(Ipv6Addr::from(u128::from(i) << 64 | 1))
                 };
+                // Each IPv6 address alone in its /64: the address is
+                // blocked, the /64 forgotten.
                 let n = d.observe(&hit(ip), at(i64::from(i))).len();
-                assert_eq!(n, if ip.is_ipv4() { 1 } else { 2 });
+                assert_eq!(n, 1);
                 assert!(
                     d.tracked_keys() <= cap.max(2),
                     "{cap}: {}",
                     d.tracked_keys()
                 );
             }
-            assert_eq!(d.tracked_keys() + d.evictions() as usize, 2_500 + 2_500 * 2);
+            assert_eq!(d.tracked_keys() + d.evictions() as usize, 2_500 + 2_500);
         }
     }
 
@@ -1380,8 +1422,16 @@ mod tests {
             if weight == 0 {
                 return out;
             }
+            let addr_key = (rule, Subject::Addr(ip));
+            let addr_was_blocked = self
+                .keys
+                .get(&addr_key)
+                .is_some_and(|s| s.events.is_empty() && t < s.blocked_until);
             for subject in Model::subjects(p, ip) {
                 let key = (rule, subject);
+                if subject != Subject::Addr(ip) && addr_was_blocked {
+                    break;
+                }
                 self.touch(key, t);
                 let state = self.keys.entry(key).or_insert(KeyState {
                     events: Vec::new(),
@@ -1404,6 +1454,19 @@ mod tests {
                     out.push((subject, count, inside.into_iter().min().unwrap_or(t)));
                 } else {
                     state.events.extend(std::iter::repeat_n(t, weight as usize));
+                }
+            }
+            // The address and its network reached together, on the same
+            // failures: only the address is blocked; the network is forgotten.
+            if let [(Subject::Addr(_), a, _), (net, n, _)] = out[..] {
+                if a == n {
+                    out.pop();
+                    let key = (rule, net);
+                    self.keys.remove(&key);
+                    if let Some(g) = &mut self.gens {
+                        g.current.remove(&key);
+                        g.previous.remove(&key);
+                    }
                 }
             }
             out

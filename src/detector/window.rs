@@ -170,6 +170,10 @@ pub trait WindowStore {
     /// Forgets the window and the block of `(rule, subject)`.
     fn forget(&mut self, rule: RuleIdx, subject: Subject);
 
+    /// Whether a block of `(rule, subject)` stands at `now`: then
+    /// [`WindowStore::record`] ignores its failures.
+    fn blocks(&mut self, rule: RuleIdx, subject: Subject, now: Timestamp) -> bool;
+
     /// Forgets the failures held for `(rule, subject)`, but not a block
     /// that stands: the key then counts afresh, as after a sweep.
     fn forget_failures(&mut self, rule: RuleIdx, subject: Subject);
@@ -834,6 +838,16 @@ impl MemoryStore {
         self.evictions += evicted;
     }
 
+    fn blocks_key<K: StoreKey>(&mut self, key: K, now: i64) -> bool {
+        [&mut self.current, &mut self.previous]
+            .into_iter()
+            .any(|generation| {
+                K::shards(generation)
+                    .get_mut(&key)
+                    .is_some_and(|w| w.is_blocked(now))
+            })
+    }
+
     fn forget_key<K: StoreKey>(&mut self, key: K, keep_block: bool) {
         for generation in [&mut self.current, &mut self.previous] {
             let shards = K::shards(generation);
@@ -868,6 +882,13 @@ impl WindowStore for MemoryStore {
         match key_of(rule, subject) {
             AnyKey::V4(key) => self.forget_key(key, false),
             AnyKey::V6(key) => self.forget_key(key, false),
+        }
+    }
+
+    fn blocks(&mut self, rule: RuleIdx, subject: Subject, now: Timestamp) -> bool {
+        match key_of(rule, subject) {
+            AnyKey::V4(key) => self.blocks_key(key, now.as_millis()),
+            AnyKey::V6(key) => self.blocks_key(key, now.as_millis()),
         }
     }
 
