@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use crate::api::commands::BlocksAction;
-use crate::api::Subject;
+use crate::api::{parse_subject, Subject};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -206,10 +206,6 @@ pub struct RulesArgs {
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     crate::duration::parse(s).map_err(|e| e.to_string())
-}
-
-fn parse_subject(s: &str) -> Result<Subject, String> {
-    Subject::parse(s)
 }
 
 fn parse_block_duration(s: &str) -> Result<std::time::Duration, String> {

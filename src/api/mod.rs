@@ -73,7 +73,7 @@ use crate::time::Timestamp;
 
 pub use self::metrics::install_metrics;
 pub use self::server::serve;
-pub use self::subject::Subject;
+pub use self::subject::{parse_subject, Subject};
 pub use metrics_exporter_prometheus::PrometheusHandle;
 
 /// Where the API socket is when the configuration does not say.
@@ -300,7 +300,7 @@ mod tests {
     #[test]
     fn manual_record_carries_the_subject_and_expires_after_the_duration() {
         let now = Timestamp::from_secs(1_700_000_000);
-        let s = Subject::parse("2001:db8::/64").unwrap();
+        let s = parse_subject("2001:db8::/64").unwrap();
         let r = manual_record(&s, Duration::from_secs(3600), Some(" scan "), "h1", now);
         assert_eq!(r.ip, "2001:db8::/64");
         assert_eq!(r.rule, "manual");

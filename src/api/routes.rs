@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use super::auth::Caller;
 use super::metrics as m;
 use super::{block_json, check_reason, manual_record, parse_block_duration};
-use super::{ApiContext, ControlRequest, Subject};
+use super::{parse_subject, ApiContext, ControlRequest, Subject};
 use crate::sink::blocklist::WriteOutcome;
 use crate::time::Timestamp;
 
@@ -57,7 +57,7 @@ async fn list_blocks(State(ctx): State<ApiContext>) -> Response {
 }
 
 async fn show_block(State(ctx): State<ApiContext>, Path(ip): Path<String>) -> Response {
-    let subject = match Subject::parse(&ip) {
+    let subject = match parse_subject(&ip) {
         Ok(s) => s,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, &e),
     };
@@ -87,7 +87,7 @@ async fn add_block(
         Ok(b) => b,
         Err(e) => return error_response(e.status(), &e.body_text()),
     };
-    let subject = match Subject::parse(&body.ip) {
+    let subject = match parse_subject(&body.ip) {
         Ok(s) => s,
         Err(e) => return error_response(StatusCode::UNPROCESSABLE_ENTITY, &e),
     };
@@ -143,7 +143,7 @@ async fn remove_block(
     Extension(caller): Extension<Caller>,
     Path(ip): Path<String>,
 ) -> Response {
-    let subject = match Subject::parse(&ip) {
+    let subject = match parse_subject(&ip) {
         Ok(s) => s,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, &e),
     };

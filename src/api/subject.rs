@@ -4,90 +4,43 @@
 //! must be canonical: `2001:DB8::0001` and `2001:db8::1` are one client,
 //! and `203.0.113.7/32` is the address `203.0.113.7`.
 
-use std::fmt;
-use std::net::IpAddr;
+pub use crate::ip::Subject;
 
-use ipnet::IpNet;
+use crate::ip::ParseSubjectError;
 
 /// Shortest prefixes accepted: a shorter one is almost surely a typo
 /// (`/6` for `/64`) and would block a continent.
 const MIN_PREFIX_V4: u8 = 8;
 const MIN_PREFIX_V6: u8 = 16;
 
-/// A validated block subject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Subject {
-    Ip(IpAddr),
-    Net(IpNet),
-}
-
-impl Subject {
-    /// Parses an address (as [`crate::ip::parse_client_ip`] reads client
-    /// addresses: no host names, ports, zone ids or leading zeros; an
-    /// IPv4-mapped IPv6 address is its IPv4 address) or a CIDR network
-    /// whose host bits are zero.
-    pub fn parse(text: &str) -> Result<Subject, String> {
-        let s = text.trim();
-        let Some((addr, len)) = s.split_once('/') else {
-            return crate::ip::parse_client_ip(s.as_bytes())
-                .map(Subject::Ip)
-                .ok_or_else(|| format!("{s:?} is not an IP address or CIDR network"));
-        };
-        // The address part is checked like a client address first, for
-        // the same refusals (leading zeros, zone ids); the network itself is
-        // then parsed whole, without normalising a mapped address, since
-        // the prefix length belongs to the family written.
-        if crate::ip::parse_client_ip(addr.as_bytes()).is_none() || len.starts_with('+') {
-            return Err(format!("{s:?} is not an IP address or CIDR network"));
-        }
-        let net: IpNet = s
-            .parse()
-            .map_err(|_| format!("{s:?} is not a CIDR network"))?;
-        if net.trunc() != net {
-            return Err(format!(
-                "{s:?} has host bits set; the network is {}",
-                net.trunc()
-            ));
-        }
-        if net.prefix_len() == net.max_prefix_len() {
-            return Ok(Subject::Ip(crate::ip::normalize(net.addr())));
-        }
+/// Parses a subject an operator names (`authwatch block`, `POST
+/// /v1/blocks`, a lift): what [`Subject`]'s `FromStr` reads — an address
+/// as client addresses are read (no host names, ports, zone ids or leading
+/// zeros; an IPv4-mapped IPv6 address is its IPv4 address) or a CIDR
+/// network whose host bits are zero — with surrounding white space
+/// trimmed, and networks no wider than /8 (IPv4) or /16 (IPv6). The error
+/// is a sentence for the operator.
+pub fn parse_subject(text: &str) -> Result<Subject, String> {
+    let s = text.trim();
+    let subject = s.parse::<Subject>().map_err(|e| match e {
+        ParseSubjectError::HostBits => match s.parse::<ipnet::IpNet>() {
+            Ok(net) => format!("{s:?} has host bits set; the network is {}", net.trunc()),
+            Err(_) => format!("{s:?} has host bits set"),
+        },
+        ParseSubjectError::Invalid => format!("{s:?} is not an IP address or CIDR network"),
+    })?;
+    if let Subject::Net(net) = subject {
         let min = match net {
-            IpNet::V4(_) => MIN_PREFIX_V4,
-            IpNet::V6(_) => MIN_PREFIX_V6,
+            ipnet::IpNet::V4(_) => MIN_PREFIX_V4,
+            ipnet::IpNet::V6(_) => MIN_PREFIX_V6,
         };
         if net.prefix_len() < min {
             return Err(format!(
                 "{s:?} is too wide: the shortest prefix accepted is /{min}"
             ));
         }
-        Ok(Subject::Net(net))
     }
-
-    /// Whether `ip` is this subject or lies within it.
-    pub fn contains(&self, ip: &IpAddr) -> bool {
-        match self {
-            Subject::Ip(own) => own == ip,
-            Subject::Net(net) => net.contains(ip),
-        }
-    }
-}
-
-impl fmt::Display for Subject {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Subject::Ip(ip) => ip.fmt(f),
-            Subject::Net(net) => net.fmt(f),
-        }
-    }
-}
-
-impl std::str::FromStr for Subject {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Subject, String> {
-        Subject::parse(s)
-    }
+    Ok(subject)
 }
 
 #[cfg(test)]
@@ -95,7 +48,7 @@ mod tests {
     use super::*;
 
     fn canon(s: &str) -> Result<String, String> {
-        Subject::parse(s).map(|s| s.to_string())
+        parse_subject(s).map(|s| s.to_string())
     }
 
     #[test]
@@ -124,18 +77,18 @@ mod tests {
             "10.0.0.0/7",
             "2000::/8",
         ] {
-            assert!(Subject::parse(bad).is_err(), "{bad:?} accepted");
+            assert!(parse_subject(bad).is_err(), "{bad:?} accepted");
         }
-        let e = Subject::parse("2001:db8::1/64").unwrap_err();
+        let e = parse_subject("2001:db8::1/64").unwrap_err();
         assert!(e.contains("2001:db8::/64"), "{e}");
     }
 
     #[test]
     fn a_network_contains_its_addresses() {
-        let s = Subject::parse("2001:db8::/64").unwrap();
+        let s = parse_subject("2001:db8::/64").unwrap();
         assert!(s.contains(&"2001:db8::77".parse().unwrap()));
         assert!(!s.contains(&"2001:db8:0:1::77".parse().unwrap()));
-        let s = Subject::parse("203.0.113.7").unwrap();
+        let s = parse_subject("203.0.113.7").unwrap();
         assert!(s.contains(&"203.0.113.7".parse().unwrap()));
     }
 }
