@@ -37,7 +37,9 @@
 //!    At the first pass, files renamed away from the pattern while we were
 //!    stopped are found under their rotated names and read first (see
 //!    `SpecState::recover_rotated`): the file we were reading from its
-//!    checkpoint, files created and rotated meanwhile from 0.
+//!    checkpoint, files created and rotated meanwhile from 0. At later
+//!    passes, when the directory changed, so are files created and rotated
+//!    away between two passes (`SpecState::recover_between_passes`).
 //!
 //! Output is [`Chunk`]s of whole lines, one per read of up to
 //! [`TailerOptions::read_buf_bytes`]: no allocation per line. Lines end at
@@ -592,6 +594,11 @@ struct SpecState {
     /// this order drains a rotated file before its successor.
     files: Vec<Watched>,
     stats: Arc<SourceStats>,
+    /// The directory's mtime when [`SpecState::recover_between_passes`]
+    /// last looked: renames and creations change it, writes do not.
+    dir_mtime: Option<(i64, i64)>,
+    /// Wall-clock start of the previous pass.
+    last_pass: Option<SystemTime>,
 }
 
 impl SpecState {
@@ -620,6 +627,8 @@ impl SpecState {
             followed_until: None,
             files: Vec::new(),
             stats,
+            dir_mtime: None,
+            last_pass: None,
         };
         state.followed_until = checkpoints
             .iter()
@@ -721,9 +730,14 @@ impl SpecState {
                 None
             }
         };
+        let pass_started = SystemTime::now();
         if let Some(found) = &found {
             self.mark_away(found, pass.now);
+            if self.looked {
+                self.recover_between_passes(found, pass);
+            }
         }
+        self.last_pass = Some(pass_started);
 
         let mut lag = 0;
         let mut i = 0;
@@ -888,6 +902,133 @@ impl SpecState {
             return Copy::Resume(entry.offset);
         }
         Copy::Not
+    }
+
+    /// Between two passes a file may have been created, written and rotated
+    /// away again (two quick rotations: `app.log` → `.1` → `.2`, the file
+    /// in between never seen under the pattern's name). When the directory
+    /// changed since we last looked (or too recently to tell by its mtime),
+    /// a rotated name of this pattern that we do not follow, modified since
+    /// the previous pass began, is followed as a rotated file: from its
+    /// checkpoint if it has one (a file we closed, written to again), from
+    /// the position we had read to in its original if it is a copy of a
+    /// file we follow that was truncated since (copytruncate, so the lines
+    /// written between our last read and the truncation are not lost), and
+    /// otherwise from its start. A copy of a file still intact is skipped.
+    /// The files are added in order, oldest first, to be read in this pass.
+    fn recover_between_passes(&mut self, found: &[Found], pass: &mut Pass<'_>) {
+        let Some(since) = self.last_pass else {
+            return;
+        };
+        let Ok(dir) = fs::metadata(&self.dir) else {
+            return;
+        };
+        let mtime = (dir.mtime(), dir.mtime_nsec());
+        let recent = dir.modified().is_ok_and(|m| {
+            SystemTime::now()
+                .duration_since(m)
+                .map_or(true, |age| age.as_secs() < MTIME_SLACK_SECS)
+        });
+        if self.dir_mtime == Some(mtime) && !recent {
+            return;
+        }
+        self.dir_mtime = Some(mtime);
+        let since = since - Duration::from_secs(MTIME_SLACK_SECS);
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        // Each with where to start and, for a copy, the file it is a copy of.
+        let mut recovered: Vec<(Found, Option<u64>, Option<FileKey>)> = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if self.matches(&path) || !self.matches_rotated(&path) {
+                continue;
+            }
+            let Ok(meta) = fs::metadata(&path) else {
+                continue;
+            };
+            let (dev, ino) = (meta.dev(), meta.ino());
+            let fresh = meta.modified().is_ok_and(|m| m >= since);
+            if !meta.is_file()
+                || !fresh
+                || found.iter().any(|f| (f.dev, f.ino) == (dev, ino))
+                || self.files.iter().any(|w| w.key.same_inode(dev, ino))
+            {
+                continue;
+            }
+            let Ok(head) = File::open(&path).and_then(|f| Head::read(&f)) else {
+                continue;
+            };
+            let (start, original) = if checkpoint_vouches(pass.known, &meta, &head) {
+                (None, None)
+            } else {
+                match self.copy_of_followed(&head, meta.len()) {
+                    (Copy::Not, _) => (Some(0), None),
+                    (Copy::Resume(offset), original) => (Some(offset), original),
+                    (Copy::Skip(why), _) => {
+                        tracing::debug!("tailer: not reading {}: {why}", path.display());
+                        continue;
+                    }
+                }
+            };
+            recovered.push((Found::new(path, &meta), start, original));
+        }
+        recovered
+            .sort_by(|(a, ..), (b, ..)| a.mtime.cmp(&b.mtime).then_with(|| b.path.cmp(&a.path)));
+        for (f, start, original) in recovered {
+            match self.open_at(&f, false, start, pass) {
+                Ok(Some(mut w)) => {
+                    tracing::info!(
+                        "tailer: reading {} from offset {}, rotated between two looks",
+                        w.path.display(),
+                        w.pos
+                    );
+                    self.stats.rotations.fetch_add(1, Ordering::Relaxed);
+                    w.away_since = Some(pass.now);
+                    // A copy's lines are older than what its truncated
+                    // original holds now: read them first.
+                    let at = original
+                        .and_then(|o| {
+                            self.files
+                                .iter()
+                                .position(|x| x.key.same_inode(o.dev, o.ino))
+                        })
+                        .unwrap_or(self.files.len());
+                    self.files.insert(at, w);
+                }
+                Ok(None) => {}
+                Err(e) => pass.note(&f.path, e),
+            }
+        }
+    }
+
+    /// Whether a file we do not follow, whose first bytes are `head`, is a
+    /// copy of one we follow (see [`SpecState::recover_between_passes`]).
+    fn copy_of_followed(&self, head: &Head, size: u64) -> (Copy, Option<FileKey>) {
+        for w in &self.files {
+            let len = usize::from(w.key.fingerprint.len);
+            if len == 0 || !w.key.fingerprint.matches(head.bytes()) {
+                continue;
+            }
+            if len < HEAD_BYTES {
+                return (Copy::Skip("its first bytes match a file followed"), None);
+            }
+            // Truncated since we read it (we have not read it in this pass
+            // yet): the copy holds what we had not read.
+            let truncated = w.file.metadata().is_ok_and(|m| m.len() < w.pos);
+            if !truncated {
+                return (Copy::Skip("a copy of a file still being followed"), None);
+            }
+            // From the start of a partial line we hold: the truncation
+            // drops it, and the copy has it whole.
+            let from = w.lines.resume_offset(w.pos);
+            if from > size {
+                let why = "a copy shorter than what was read of its original";
+                return (Copy::Skip(why), None);
+            }
+            return (Copy::Resume(from), Some(w.key));
+        }
+        (Copy::Not, None)
     }
 
     /// Whether the file `key` names is still in the directory with the first
@@ -1573,8 +1714,10 @@ mod tests {
         assert_eq!(chunks[0].data, b"partial\n");
         assert_eq!((chunks[0].start_offset, chunks[0].end_offset), (2, 9));
         assert_eq!(stat(&t, |s| &s.files), 0);
-        append(&old, b"late\n");
-        assert!(poll(&mut t).is_empty());
+        // Written to after it was closed: the rest of the line that was
+        // flushed is not a line of its own; the next one is read.
+        append(&old, b"late\nlater\n");
+        assert_eq!(poll_lines(&mut t), ["later"]);
     }
 
     #[test]
@@ -2022,6 +2165,61 @@ mod tests {
     }
 
     #[test]
+    fn a_file_created_and_rotated_between_two_passes_is_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("app.log");
+        append(&log, b"a1\n");
+        let mut t = tailer(&log, StartAt::Beginning);
+        assert_eq!(poll_lines(&mut t), ["a1"]);
+
+        // Two rotations before the next pass: the file in between is never
+        // under the pattern's name when the tailer looks.
+        append(&log, b"a2\n");
+        fs::rename(dir.path().join("app.log"), dir.path().join("app.log.1")).expect("rename");
+        append(&log, b"b1\nb2\n");
+        fs::rename(dir.path().join("app.log.1"), dir.path().join("app.log.2")).expect("rename");
+        fs::rename(dir.path().join("app.log"), dir.path().join("app.log.1")).expect("rename");
+        append(&log, b"c1\n");
+        assert_eq!(poll_lines(&mut t), ["a2", "b1", "b2", "c1"]);
+        append(&dir.path().join("app.log.1"), b"b3\n");
+        assert_eq!(poll_lines(&mut t), ["b3"]);
+        assert_eq!(poll_lines(&mut t), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_copytruncate_between_two_passes_reads_the_rest_from_the_copy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("app.log");
+        append(&log, &long_first_line("first"));
+        append(&log, b"read\npart");
+        let mut t = tailer(&log, StartAt::Beginning);
+        assert_eq!(poll_lines(&mut t).len(), 2);
+
+        append(&log, b"ial\nunread\n");
+        fs::copy(&log, dir.path().join("app.log.1")).expect("copy");
+        File::options()
+            .write(true)
+            .open(&log)
+            .and_then(|f| f.set_len(0))
+            .expect("truncate");
+        append(&log, b"after\n");
+        assert_eq!(poll_lines(&mut t), ["partial", "unread", "after"]);
+        assert_eq!(poll_lines(&mut t), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_copy_of_a_followed_file_made_between_two_passes_is_not_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("app.log");
+        append(&log, &long_first_line("first"));
+        let mut t = tailer(&log, StartAt::Beginning);
+        assert_eq!(poll_lines(&mut t).len(), 1);
+        append(&log, b"new\n");
+        fs::copy(&log, dir.path().join("app.log.1")).expect("copy");
+        assert_eq!(poll_lines(&mut t), ["new"]);
+    }
+
+    #[test]
     fn stats_are_kept_per_source() {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = dir.path().join("a.log");
@@ -2367,6 +2565,8 @@ mod tests {
             /// No pass since the last restart: the tailer's first pass will
             /// drain checkpointed files renamed away meanwhile.
             fresh: bool,
+            /// When the last poll began.
+            last_poll: Option<SystemTime>,
         }
 
         fn model_options() -> TailerOptions {
@@ -2402,6 +2602,7 @@ mod tests {
                     counter: 0,
                     rotations: 0,
                     fresh: false,
+                    last_poll: None,
                 };
                 m.current();
                 m.poll();
@@ -2548,11 +2749,16 @@ mod tests {
                             // pass will find it under its rotated name:
                             // drained from its checkpoint, or, unknown, read
                             // from its start.
+                            // Before the next pass, never seen: the pass
+                            // finds it under its rotated name, modified
+                            // since the previous pass began (see
+                            // `recover_between_passes`).
                             let followed = self.files[i].seen
                                 || self.matching(&to)
                                 || (self.fresh
                                     && (self.checkpointed(i, &to)
-                                        || self.appeared_while_stopped(&to)));
+                                        || self.appeared_while_stopped(&to)))
+                                || (!self.fresh && self.modified_since_last_poll(&to));
                             self.files[i].path = Some(to);
                             if followed {
                                 self.old = Some(i);
@@ -2626,6 +2832,17 @@ mod tests {
                     .is_some_and(|until| mtime + MTIME_SLACK_SECS >= until)
             }
 
+            /// Whether the file at `path` was modified since the last poll
+            /// began, as the tailer judges it (with the mtime slack).
+            fn modified_since_last_poll(&self, path: &Path) -> bool {
+                let Some(since) = self.last_poll else {
+                    return false;
+                };
+                fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|m| m + Duration::from_secs(MTIME_SLACK_SECS) >= since)
+            }
+
             fn restart(&mut self) {
                 let cp = Checkpointer::new(self.state.path().join("checkpoints.json"));
                 cp.save(&self.checkpoints).expect("save");
@@ -2678,6 +2895,7 @@ mod tests {
 
             fn poll(&mut self) {
                 self.fresh = false;
+                self.last_poll = Some(SystemTime::now());
                 let mut chunks = Vec::new();
                 self.tailer
                     .poll_once(&mut |c| chunks.push(c))
