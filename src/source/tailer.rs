@@ -854,26 +854,43 @@ impl SpecState {
 
         let mut lag = 0;
         for (f, start) in recovered {
-            match self.open_at(&f, false, start, pass) {
-                Ok(Some(mut w)) => {
-                    tracing::info!(
-                        "tailer: draining {} from offset {}, rotated while stopped",
-                        w.path.display(),
-                        w.pos
-                    );
-                    self.stats.rotations.fetch_add(1, Ordering::Relaxed);
-                    w.away_since = Some(pass.now);
-                    match w.read(self.source, &self.stats, pass) {
-                        Ok(l) => lag += l,
-                        Err(e) => pass.note(&w.path, e),
-                    }
-                    self.files.push(w);
+            if let Some(mut w) = self.open_rotated(&f, start, "rotated while stopped", pass) {
+                match w.read(self.source, &self.stats, pass) {
+                    Ok(l) => lag += l,
+                    Err(e) => pass.note(&w.path, e),
                 }
-                Ok(None) => {}
-                Err(e) => pass.note(&f.path, e),
+                self.files.push(w);
             }
         }
         lag
+    }
+
+    /// Opens a file found under a rotated name, at `start` (or its
+    /// checkpoint), as a file rotated away: drained, then closed.
+    fn open_rotated(
+        &mut self,
+        f: &Found,
+        start: Option<u64>,
+        why: &str,
+        pass: &mut Pass<'_>,
+    ) -> Option<Watched> {
+        match self.open_at(f, false, start, pass) {
+            Ok(Some(mut w)) => {
+                tracing::info!(
+                    "tailer: reading {} from offset {}, {why}",
+                    w.path.display(),
+                    w.pos
+                );
+                self.stats.rotations.fetch_add(1, Ordering::Relaxed);
+                w.away_since = Some(pass.now);
+                Some(w)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                pass.note(&f.path, e);
+                None
+            }
+        }
     }
 
     /// Whether a file no checkpoint knows by identity, whose first bytes are
@@ -976,28 +993,17 @@ impl SpecState {
         recovered
             .sort_by(|(a, ..), (b, ..)| a.mtime.cmp(&b.mtime).then_with(|| b.path.cmp(&a.path)));
         for (f, start, original) in recovered {
-            match self.open_at(&f, false, start, pass) {
-                Ok(Some(mut w)) => {
-                    tracing::info!(
-                        "tailer: reading {} from offset {}, rotated between two looks",
-                        w.path.display(),
-                        w.pos
-                    );
-                    self.stats.rotations.fetch_add(1, Ordering::Relaxed);
-                    w.away_since = Some(pass.now);
-                    // A copy's lines are older than what its truncated
-                    // original holds now: read them first.
-                    let at = original
-                        .and_then(|o| {
-                            self.files
-                                .iter()
-                                .position(|x| x.key.same_inode(o.dev, o.ino))
-                        })
-                        .unwrap_or(self.files.len());
-                    self.files.insert(at, w);
-                }
-                Ok(None) => {}
-                Err(e) => pass.note(&f.path, e),
+            if let Some(w) = self.open_rotated(&f, start, "rotated between two looks", pass) {
+                // A copy's lines are older than what its truncated original
+                // holds now: read them first.
+                let at = original
+                    .and_then(|o| {
+                        self.files
+                            .iter()
+                            .position(|x| x.key.same_inode(o.dev, o.ino))
+                    })
+                    .unwrap_or(self.files.len());
+                self.files.insert(at, w);
             }
         }
     }
