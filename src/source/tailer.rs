@@ -946,7 +946,15 @@ impl SpecState {
                 .duration_since(m)
                 .map_or(true, |age| age.as_secs() < MTIME_SLACK_SECS)
         });
-        if self.dir_mtime == Some(mtime) && !recent {
+        // copytruncate renames nothing: a followed file shorter than where
+        // we are is the other sign (logrotate may have spent longer than
+        // the slack copying a big file).
+        let truncated = || {
+            self.files
+                .iter()
+                .any(|w| w.file.metadata().is_ok_and(|m| m.len() < w.pos))
+        };
+        if self.dir_mtime == Some(mtime) && !recent && !truncated() {
             return;
         }
         self.dir_mtime = Some(mtime);
@@ -1020,8 +1028,10 @@ impl SpecState {
                 return (Copy::Skip("its first bytes match a file followed"), None);
             }
             // Truncated since we read it (we have not read it in this pass
-            // yet): the copy holds what we had not read.
-            let truncated = w.file.metadata().is_ok_and(|m| m.len() < w.pos);
+            // yet), shorter or already written past where we were: the copy
+            // holds what we had not read.
+            let truncated = w.file.metadata().is_ok_and(|m| m.len() < w.pos)
+                || Head::read(&w.file).is_ok_and(|h| !w.key.fingerprint.matches(h.bytes()));
             if !truncated {
                 return (Copy::Skip("a copy of a file still being followed"), None);
             }
@@ -2211,6 +2221,28 @@ mod tests {
         append(&log, b"after\n");
         assert_eq!(poll_lines(&mut t), ["partial", "unread", "after"]);
         assert_eq!(poll_lines(&mut t), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_copytruncate_regrown_past_our_offset_before_the_pass_still_reads_the_copy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("app.log");
+        append(&log, &long_first_line("first"));
+        let mut t = tailer(&log, StartAt::Beginning);
+        assert_eq!(poll_lines(&mut t).len(), 1);
+
+        append(&log, b"unread\n");
+        fs::copy(&log, dir.path().join("app.log.1")).expect("copy");
+        File::options()
+            .write(true)
+            .open(&log)
+            .and_then(|f| f.set_len(0))
+            .expect("truncate");
+        append(&log, &long_first_line("second"));
+        let got = poll_lines(&mut t);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0], "unread");
+        assert!(got[1].starts_with("second "), "{got:?}");
     }
 
     #[test]
