@@ -917,8 +917,13 @@ fn status_json(
         "lines": s.lines,
         "lines_cut": s.lines_cut,
         "allowlisted": s.allowlisted,
+        // Lines skipped, and why (none of them crashes or stalls anything).
+        "malformed_json": engine.misses().malformed,
+        "ambiguous_json": engine.misses().ambiguous,
         // Lines from a trusted proxy whose X-Forwarded-For named no client.
         "proxied_without_client": engine.misses().unresolved,
+        // Hits counted at their read time: their time field was unreadable.
+        "unreadable_times": engine.misses().unreadable_time,
         "decisions": s.decisions,
         "tracked_keys": engine.detector().tracked_keys(),
         "evictions": engine.detector().evictions(),
@@ -944,6 +949,15 @@ fn publish_metrics(
     for (r, n) in engine.rules().rules().iter().zip(&engine.stats().matched) {
         metrics::counter!(m::RULE_MATCHES, "rule" => r.id.to_string()).absolute(*n);
     }
+    let misses = engine.misses();
+    for (reason, n) in [
+        ("malformed_json", misses.malformed),
+        ("ambiguous_json", misses.ambiguous),
+        ("proxied_without_client", misses.unresolved),
+    ] {
+        metrics::counter!(m::LINES_SKIPPED, "reason" => reason).absolute(n);
+    }
+    metrics::counter!(m::UNREADABLE_TIMES).absolute(misses.unreadable_time);
     metrics::gauge!(m::TRACKED_KEYS).set(engine.detector().tracked_keys() as f64);
     metrics::counter!(m::EVICTIONS).absolute(engine.detector().evictions());
     metrics::gauge!(m::QUEUE_DEPTH, "queue" => "decisions").set(lock(health).queue_depth as f64);

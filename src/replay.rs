@@ -51,6 +51,8 @@ pub struct ReplaySummary {
     pub ambiguous: u64,
     /// Lines from a trusted proxy whose `X-Forwarded-For` named no client.
     pub unresolved: u64,
+    /// JSON hits counted at their read time: their time field was unreadable.
+    pub unreadable_time: u64,
     pub elapsed: std::time::Duration,
 }
 
@@ -112,6 +114,7 @@ pub fn run(
         malformed: misses.malformed,
         ambiguous: misses.ambiguous,
         unresolved: misses.unresolved,
+        unreadable_time: misses.unreadable_time,
         elapsed: started.elapsed(),
     })
 }
@@ -159,7 +162,7 @@ impl ReplaySummary {
             "replay: {} lines ({:.1} MB) in {:.3} s, {:.0} lines/s\n\
              matched per rule: {}\n\
              blocks: {}; allowlisted hits: {}; lines cut: {}; malformed json: {}; ambiguous json: {}; \
-             proxied lines without a client: {}",
+             proxied lines without a client: {}; hits with an unreadable time: {}",
             s.lines,
             s.bytes as f64 / 1e6,
             secs,
@@ -170,7 +173,8 @@ impl ReplaySummary {
             s.lines_cut,
             self.malformed,
             self.ambiguous,
-            self.unresolved
+            self.unresolved,
+            self.unreadable_time
         )
     }
 }

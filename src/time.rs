@@ -112,6 +112,22 @@ const EPOCH_MAX_MS: i64 = 7_258_118_400_000;
 /// Epoch numbers at or above this are milliseconds, below it seconds.
 /// As seconds, 1e11 is the year 5138; as milliseconds, 1973.
 const EPOCH_MS_THRESHOLD: u64 = 100_000_000_000;
+/// Epoch numbers at or above this are microseconds (1e14 µs is 1973).
+const EPOCH_US_THRESHOLD: u64 = 100_000_000_000_000;
+/// Epoch numbers at or above this are nanoseconds (1e17 ns is 1973).
+const EPOCH_NS_THRESHOLD: u64 = 100_000_000_000_000_000;
+
+/// How many units of an epoch number at or above [`EPOCH_MS_THRESHOLD`]
+/// make a millisecond.
+fn epoch_unit_per_ms(int: u64) -> u64 {
+    if int >= EPOCH_NS_THRESHOLD {
+        1_000_000
+    } else if int >= EPOCH_US_THRESHOLD {
+        1_000
+    } else {
+        1
+    }
+}
 
 /// Days from 1970-01-01 to the proleptic Gregorian date `year-month-day`.
 ///
@@ -283,7 +299,8 @@ pub fn parse_rfc3339(s: &[u8]) -> Option<Timestamp> {
 
 /// Epoch seconds or milliseconds as a decimal number, integer or with a
 /// fraction (`1733230993`, `1733230993.123`, `1733230993123`). Values at or
-/// above 1e11 are milliseconds (their fraction, sub-millisecond, is dropped).
+/// above 1e11 are milliseconds (their fraction, sub-millisecond, is
+/// dropped), at or above 1e14 microseconds, at or above 1e17 nanoseconds.
 /// No sign, no exponent, digits on both sides of a `.`; a time before 1990
 /// or after 2200 is taken as garbage and gives `None`.
 pub fn parse_epoch(s: &[u8]) -> Option<Timestamp> {
@@ -305,7 +322,7 @@ pub fn parse_epoch(s: &[u8]) -> Option<Timestamp> {
         frac = ms;
     }
     let ms = if int >= EPOCH_MS_THRESHOLD {
-        i64::try_from(int).ok()?
+        i64::try_from(int / epoch_unit_per_ms(int)).ok()?
     } else {
         // int < 1e11, so this cannot overflow.
         int as i64 * 1000 + frac
@@ -320,7 +337,11 @@ pub fn epoch_from_f64(v: f64) -> Option<Timestamp> {
     if !v.is_finite() || v < 0.0 {
         return None;
     }
-    let ms = if v >= EPOCH_MS_THRESHOLD as f64 {
+    let ms = if v >= EPOCH_NS_THRESHOLD as f64 {
+        v / 1e6
+    } else if v >= EPOCH_US_THRESHOLD as f64 {
+        v / 1e3
+    } else if v >= EPOCH_MS_THRESHOLD as f64 {
         v
     } else {
         v * 1000.0
@@ -709,9 +730,12 @@ pub fn parse_clf(s: &[u8], clock: &SyslogClock) -> Option<Timestamp> {
 }
 
 /// A time captured from a log line in any format a rule may meet:
-/// RFC 3339, the common log format (with or without offset), year-less
-/// syslog, or epoch seconds or milliseconds. The whole capture must be
-/// one time; anything else is `None`.
+/// RFC 3339, a date and time without offset (`2024-05-01 12:34:56,789`,
+/// as Python's logging writes `asctime`; read in the local time zone, as
+/// syslog times are), the common log format (with or without offset),
+/// year-less syslog, or epoch seconds, milliseconds, microseconds or
+/// nanoseconds. The whole capture must be one time; anything else is
+/// `None`.
 pub fn parse_log_time(s: &[u8], clock: &mut SyslogClock) -> Option<Timestamp> {
     let first = *s.first()?;
     if first.is_ascii_digit() {
@@ -721,12 +745,59 @@ pub fn parse_log_time(s: &[u8], clock: &mut SyslogClock) -> Option<Timestamp> {
         if s.get(2) == Some(&b'/') {
             return parse_clf(s, clock);
         }
+        if s.get(4) == Some(&b'-') {
+            return parse_local_datetime(s, clock);
+        }
         return parse_epoch(s);
     }
     match clock.parse_prefix(s) {
         Some((t, n)) if n == s.len() => Some(t),
         _ => None,
     }
+}
+
+/// `YYYY-MM-DD[T ]HH:MM:SS[(.|,)fraction]` with no offset, the whole of
+/// `s`, in the clock's time zone (in a DST gap or fold, as the
+/// "compatible" rule of RFC 5545 and `jiff` says: the earlier of two).
+fn parse_local_datetime(s: &[u8], clock: &SyslogClock) -> Option<Timestamp> {
+    let year = two_digits(s, 0)? * 100 + two_digits(s, 2)?;
+    expect(s, 4, b'-')?;
+    let month = two_digits(s, 5)?;
+    expect(s, 7, b'-')?;
+    let day = two_digits(s, 8)?;
+    if !matches!(s.get(10), Some(b'T' | b' ')) {
+        return None;
+    }
+    let hour = two_digits(s, 11)?;
+    expect(s, 13, b':')?;
+    let minute = two_digits(s, 14)?;
+    expect(s, 16, b':')?;
+    let second = two_digits(s, 17)?;
+    let mut ms = 0;
+    if s.len() > 19 {
+        if !matches!(s[19], b'.' | b',') {
+            return None;
+        }
+        let (frac, digits) = fraction_ms(s, 20);
+        if digits == 0 || 20 + digits != s.len() {
+            return None;
+        }
+        ms = frac;
+    }
+    let dt = jiff::civil::DateTime::new(
+        i16::try_from(year).ok()?,
+        i8::try_from(month).ok()?,
+        i8::try_from(day).ok()?,
+        i8::try_from(hour).ok()?,
+        i8::try_from(minute).ok()?,
+        i8::try_from(second).ok()?,
+        0,
+    )
+    .ok()?;
+    let ts = clock.time_zone().to_timestamp(dt).ok()?;
+    Some(Timestamp::from_millis(
+        ts.as_second().checked_mul(1000)?.checked_add(ms)?,
+    ))
 }
 
 /// `Jan`..`Dec`, exactly (case-sensitive, as syslog writes them).
@@ -754,6 +825,51 @@ mod tests {
     use super::*;
     use jiff::tz::TimeZone;
     use proptest::prelude::*;
+
+    #[test]
+    fn dates_and_times_without_an_offset_are_local() {
+        let mut clock = SyslogClock::new(TimeZone::fixed(jiff::tz::offset(2)), Timestamp::now());
+        let mut at = |s: &str| parse_log_time(s.as_bytes(), &mut clock).map(|t| t.to_string());
+        // Python logging's asctime, and its ISO-ish relatives.
+        let want = Some("2024-05-01T10:34:56.789Z".to_owned());
+        assert_eq!(at("2024-05-01 12:34:56,789"), want);
+        assert_eq!(at("2024-05-01 12:34:56.789"), want);
+        assert_eq!(at("2024-05-01T12:34:56.789123"), want);
+        assert_eq!(
+            at("2024-05-01T12:34:56"),
+            Some("2024-05-01T10:34:56Z".to_owned())
+        );
+        // An offset still wins; anything after the time is no time.
+        assert_eq!(
+            at("2024-05-01 12:34:56+00:00"),
+            Some("2024-05-01T12:34:56Z".to_owned())
+        );
+        for bad in [
+            "2024-05-01 12:34:56,",
+            "2024-05-01 12:34:56 ",
+            "2024-05-01 12:34:56,789x",
+            "2024-05-01_12:34:56",
+            "2024-13-01 12:34:56",
+            "2024-05-01 24:00:00",
+            "2024-05-01",
+        ] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn epoch_numbers_in_every_unit() {
+        let ms = Some(Timestamp::from_millis(1_714_566_896_789));
+        assert_eq!(parse_epoch(b"1714566896.789"), ms);
+        assert_eq!(parse_epoch(b"1714566896789"), ms);
+        assert_eq!(parse_epoch(b"1714566896789123"), ms);
+        assert_eq!(parse_epoch(b"1714566896789123456"), ms);
+        assert_eq!(epoch_from_f64(1_714_566_896_789_123.0), ms);
+        assert_eq!(epoch_from_f64(1.714_566_896_789_123_5e18), ms);
+        // Past 2200 in any unit is garbage.
+        assert_eq!(parse_epoch(b"99999999999999999999"), None);
+        assert_eq!(parse_epoch(b"9999999999999999"), None);
+    }
 
     #[test]
     fn common_log_format_times() {

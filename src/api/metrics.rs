@@ -15,6 +15,8 @@
 //! | `authwatch_lines_read_total` | counter | `source` | lines read |
 //! | `authwatch_bytes_read_total` | counter | `source` | bytes read |
 //! | `authwatch_rule_matches_total` | counter | `rule` | failures counted (a line standing for N failures adds N) |
+//! | `authwatch_lines_skipped_total` | counter | `reason` | lines a rule selected but could not count: `malformed_json`, `ambiguous_json` (the IP, time or chain field twice), `proxied_without_client` |
+//! | `authwatch_unreadable_times_total` | counter | — | JSON failures counted at their read time: their time field held no time authwatch reads |
 //! | `authwatch_blocks_written_total` | counter | `rule`, `outcome` | blocks written to Redis; `outcome` = `new`, `extended`, `unchanged`, `expired` (the API records `rule="manual"` itself) |
 //! | `authwatch_blocks_lifted_total` | counter | — | blocks removed by hand (the API records it) |
 //! | `authwatch_blocks_expired_total` | counter | — | blocks whose time ran out |
@@ -39,6 +41,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const LINES_READ: &str = "authwatch_lines_read_total";
 pub const BYTES_READ: &str = "authwatch_bytes_read_total";
 pub const RULE_MATCHES: &str = "authwatch_rule_matches_total";
+pub const LINES_SKIPPED: &str = "authwatch_lines_skipped_total";
+pub const UNREADABLE_TIMES: &str = "authwatch_unreadable_times_total";
 pub const BLOCKS_WRITTEN: &str = "authwatch_blocks_written_total";
 pub const BLOCKS_LIFTED: &str = "authwatch_blocks_lifted_total";
 pub const BLOCKS_EXPIRED: &str = "authwatch_blocks_expired_total";
@@ -89,6 +93,16 @@ fn describe() {
     describe_counter!(LINES_READ, Unit::Count, "Lines read, per source.");
     describe_counter!(BYTES_READ, Unit::Bytes, "Bytes read, per source.");
     describe_counter!(RULE_MATCHES, Unit::Count, "Failures counted, per rule.");
+    describe_counter!(
+        LINES_SKIPPED,
+        Unit::Count,
+        "Lines a rule selected but could not count, per reason."
+    );
+    describe_counter!(
+        UNREADABLE_TIMES,
+        Unit::Count,
+        "JSON failures counted at their read time: their time field was unreadable."
+    );
     describe_counter!(
         BLOCKS_WRITTEN,
         Unit::Count,

@@ -79,6 +79,9 @@ pub(super) struct JsonMatcher {
 pub(super) struct JsonMatch<'l> {
     pub ip: IpAddr,
     pub time: Option<Timestamp>,
+    /// A time field was there but held no time authwatch reads: the line
+    /// counts at the time it was read, and the engine counts it.
+    pub time_unreadable: bool,
     pub forwarded: Option<Cow<'l, str>>,
 }
 
@@ -196,16 +199,22 @@ impl JsonMatcher {
             Some((_, chain)) => Some(chain),
         };
         let ip = parse_client_ip_or_socket(ip_text.as_bytes()).ok_or(JsonMiss::NoMatch)?;
-        let time = match time {
-            None => None,
+        let (time, time_unreadable) = match time {
+            None => (None, false),
             Some((j, _)) if time_seen[j] > 1 => return Err(JsonMiss::Ambiguous),
-            Some((_, Scalar::Num(n))) => crate::time::parse_epoch(n.as_bytes()),
-            Some((_, Scalar::Str(s))) => crate::time::parse_log_time(s.as_bytes(), clock),
-            Some(_) => None,
+            Some((_, value)) => {
+                let t = match value {
+                    Scalar::Num(n) => crate::time::parse_epoch(n.as_bytes()),
+                    Scalar::Str(s) => crate::time::parse_log_time(s.as_bytes(), clock),
+                    _ => None,
+                };
+                (t, t.is_none())
+            }
         };
         Ok(JsonMatch {
             ip,
             time,
+            time_unreadable,
             forwarded,
         })
     }

@@ -175,6 +175,9 @@ pub struct MissCounts {
     /// Lines from a trusted proxy whose `X-Forwarded-For` chain names no
     /// client (see [`crate::proxy::Unresolved`]): counted for nobody.
     pub unresolved: u64,
+    /// JSON hits whose time field held no time authwatch reads (not a miss:
+    /// they count, at the time they were read).
+    pub unreadable_time: u64,
 }
 
 /// The per-thread scratch state of matching: reusable buffers and the
@@ -521,19 +524,23 @@ impl RuleSet {
     ) -> Option<Hit> {
         match &self.rules[idx.0 as usize].matcher {
             Matcher::Json(m) => match m.run(&mut st.scanner, line, &mut st.clock) {
-                Ok(m) => Some(Hit {
-                    rule: idx,
-                    ip: client(
+                Ok(m) => {
+                    let ip = client(
                         &filter.proxies,
                         &mut st.misses,
                         m.ip,
                         m.forwarded.as_deref().map(str::as_bytes),
-                    )?,
-                    time: m.time,
-                    weight: 1,
-                    session: None,
-                    tally: Tally::Each,
-                }),
+                    )?;
+                    st.misses.unreadable_time += u64::from(m.time_unreadable);
+                    Some(Hit {
+                        rule: idx,
+                        ip,
+                        time: m.time,
+                        weight: 1,
+                        session: None,
+                        tally: Tally::Each,
+                    })
+                }
                 Err(JsonMiss::Malformed) => {
                     st.misses.malformed += 1;
                     None
@@ -1593,6 +1600,56 @@ mod tests {
             ip = Some(h.ip)
         });
         (ip, st.misses)
+    }
+
+    #[test]
+    fn a_json_hit_with_an_unreadable_time_counts_and_is_counted() {
+        let rule = r#"
+[[rule]]
+id = "j"
+format = "json"
+ip = "client_ip"
+time = ["ts", "time"]
+  [[rule.when]]
+  field = "msg"
+  equals = "invalid signature"
+"#;
+        let set = compile(rule).unwrap_or_else(|e| panic!("{e}"));
+        let hit = |line: &str| {
+            let mut st = set.new_state(Timestamp::now());
+            let mut hit = None;
+            set.match_line(&mut st, &set.filter_all(), line.as_bytes(), &mut |h| {
+                hit = Some((h.ip, h.time))
+            });
+            (hit, st.misses.unreadable_time)
+        };
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        for (line, time, unreadable) in [
+            (
+                r#"{"msg":"invalid signature","client_ip":"203.0.113.7","ts":"2024-05-01T12:34:56Z"}"#,
+                Some(Timestamp::from_millis(1_714_566_896_000)),
+                0,
+            ),
+            // No time field: the read time, and nothing wrong with that.
+            (
+                r#"{"msg":"invalid signature","client_ip":"203.0.113.7"}"#,
+                None,
+                0,
+            ),
+            // A time field with no time in it: the read time, counted.
+            (
+                r#"{"msg":"invalid signature","client_ip":"203.0.113.7","ts":"yesterday"}"#,
+                None,
+                1,
+            ),
+            (
+                r#"{"msg":"invalid signature","client_ip":"203.0.113.7","time":true}"#,
+                None,
+                1,
+            ),
+        ] {
+            assert_eq!(hit(line), (Some((ip, time)), unreadable), "{line}");
+        }
     }
 
     #[test]

@@ -184,6 +184,19 @@ async fn forged_jwts_in_a_json_service_log_are_blocked() {
     let mut conn = redis.conn().await;
     let mut daemon = host.start_daemon();
 
+    // Lines the rule selects but cannot count are counted and skipped: cut
+    // JSON, the address field twice; a time it cannot read counts the
+    // failure at its read time, and says so.
+    host.append(
+        "api-1.log",
+        &[
+            r#"{"msg":"invalid signature","client_ip":"203.0.113.11""#.to_owned(),
+            r#"{"msg":"invalid signature","client_ip":"203.0.113.11"}}"#.to_owned(),
+            r#"{"msg":"invalid signature","client_ip":"203.0.113.11","client_ip":"10.0.0.1"}"#
+                .to_owned(),
+            r#"{"msg":"invalid signature","client_ip":"203.0.113.12","time":"soon"}"#.to_owned(),
+        ],
+    );
     let now = authwatch::time::Timestamp::now().as_millis();
     let lines: Vec<String> = (0..50)
         .map(|i| {
@@ -198,6 +211,11 @@ async fn forged_jwts_in_a_json_service_log_are_blocked() {
     let record: serde_json::Value = serde_json::from_str(&stored).expect("JSON");
     assert_eq!(record["rule"], "jwt-signature");
     assert_eq!(record["count"], 50);
+
+    let status = host.status_json().await;
+    assert_eq!(status["malformed_json"], 2, "{status}");
+    assert_eq!(status["ambiguous_json"], 1, "{status}");
+    assert_eq!(status["unreadable_times"], 1, "{status}");
 
     let status = daemon.stop();
     assert!(status.success(), "SIGTERM stops cleanly: {status:?}");
