@@ -711,20 +711,10 @@ pub fn parse_clf(s: &[u8], clock: &SyslogClock) -> Option<Timestamp> {
                 local - sign * i64::from(oh * 3600 + om * 60),
             ))
         }
-        (b' ', 20) => {
-            let dt = jiff::civil::DateTime::new(
-                i16::try_from(year).ok()?,
-                i8::try_from(month).ok()?,
-                i8::try_from(day).ok()?,
-                i8::try_from(hour).ok()?,
-                i8::try_from(minute).ok()?,
-                i8::try_from(second).ok()?,
-                0,
-            )
-            .ok()?;
-            let ts = clock.time_zone().to_timestamp(dt).ok()?;
-            Some(Timestamp::from_secs(ts.as_second()))
-        }
+        (b' ', 20) => local_time(
+            clock,
+            [u32::try_from(year).ok()?, month, day, hour, minute, second],
+        ),
         _ => None,
     }
 }
@@ -784,6 +774,16 @@ fn parse_local_datetime(s: &[u8], clock: &SyslogClock) -> Option<Timestamp> {
         }
         ms = frac;
     }
+    let t = local_time(clock, [year, month, day, hour, minute, second])?;
+    Some(Timestamp::from_millis(t.as_millis().checked_add(ms)?))
+}
+
+/// A civil date and time (year, month, day, hour, minute, second) in the
+/// clock's time zone; `None` if there is no such time.
+fn local_time(
+    clock: &SyslogClock,
+    [year, month, day, hour, minute, second]: [u32; 6],
+) -> Option<Timestamp> {
     let dt = jiff::civil::DateTime::new(
         i16::try_from(year).ok()?,
         i8::try_from(month).ok()?,
@@ -795,9 +795,7 @@ fn parse_local_datetime(s: &[u8], clock: &SyslogClock) -> Option<Timestamp> {
     )
     .ok()?;
     let ts = clock.time_zone().to_timestamp(dt).ok()?;
-    Some(Timestamp::from_millis(
-        ts.as_second().checked_mul(1000)?.checked_add(ms)?,
-    ))
+    Some(Timestamp::from_secs(ts.as_second()))
 }
 
 /// `Jan`..`Dec`, exactly (case-sensitive, as syslog writes them).
