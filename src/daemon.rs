@@ -922,7 +922,7 @@ fn status_json(
         "ambiguous_json": engine.misses().ambiguous,
         // Lines from a trusted proxy whose X-Forwarded-For named no client.
         "proxied_without_client": engine.misses().unresolved,
-        // Hits counted at their read time: their time field was unreadable.
+        // Hits counted at their read time: their time was unreadable.
         "unreadable_times": engine.misses().unreadable_time,
         "decisions": s.decisions,
         "tracked_keys": engine.detector().tracked_keys(),

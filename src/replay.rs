@@ -51,7 +51,7 @@ pub struct ReplaySummary {
     pub ambiguous: u64,
     /// Lines from a trusted proxy whose `X-Forwarded-For` named no client.
     pub unresolved: u64,
-    /// JSON hits counted at their read time: their time field was unreadable.
+    /// Hits counted at their read time: their time was unreadable.
     pub unreadable_time: u64,
     pub elapsed: std::time::Duration,
 }

@@ -16,7 +16,7 @@
 //! | `authwatch_bytes_read_total` | counter | `source` | bytes read |
 //! | `authwatch_rule_matches_total` | counter | `rule` | failures counted (a line standing for N failures adds N) |
 //! | `authwatch_lines_skipped_total` | counter | `reason` | lines a rule selected but could not count: `malformed_json`, `ambiguous_json` (the IP, time or chain field twice), `proxied_without_client` |
-//! | `authwatch_unreadable_times_total` | counter | — | JSON failures counted at their read time: their time field held no time authwatch reads |
+//! | `authwatch_unreadable_times_total` | counter | — | failures counted at their read time: their time field or capture held no time authwatch reads |
 //! | `authwatch_blocks_written_total` | counter | `rule`, `outcome` | blocks written to Redis; `outcome` = `new`, `extended`, `unchanged`, `expired` (the API records `rule="manual"` itself) |
 //! | `authwatch_blocks_lifted_total` | counter | — | blocks removed by hand (the API records it) |
 //! | `authwatch_blocks_expired_total` | counter | — | blocks whose time ran out |
@@ -101,7 +101,7 @@ fn describe() {
     describe_counter!(
         UNREADABLE_TIMES,
         Unit::Count,
-        "JSON failures counted at their read time: their time field was unreadable."
+        "Failures counted at their read time: their time field or capture was unreadable."
     );
     describe_counter!(
         BLOCKS_WRITTEN,

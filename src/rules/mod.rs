@@ -175,8 +175,9 @@ pub struct MissCounts {
     /// Lines from a trusted proxy whose `X-Forwarded-For` chain names no
     /// client (see [`crate::proxy::Unresolved`]): counted for nobody.
     pub unresolved: u64,
-    /// JSON hits whose time field held no time authwatch reads (not a miss:
-    /// they count, at the time they were read).
+    /// Hits whose time field (JSON) or `time` capture (text) held no time
+    /// authwatch reads (not a miss: they count, at the time they were read,
+    /// or a syslog line's at its header's time).
     pub unreadable_time: u64,
 }
 
@@ -569,9 +570,11 @@ impl RuleSet {
                         // A line whose chain names no client is still this
                         // pattern's: no later pattern may read it (and
                         // count the proxy).
+                        let ip = client(&filter.proxies, &mut st.misses, m.ip, m.forwarded)?;
+                        st.misses.unreadable_time += u64::from(m.time_unreadable);
                         return Some(Hit {
                             rule: idx,
-                            ip: client(&filter.proxies, &mut st.misses, m.ip, m.forwarded)?,
+                            ip,
                             time: m.time,
                             weight: m.weight,
                             session: None,
@@ -607,9 +610,11 @@ impl RuleSet {
                         &mut st.clock,
                         &filter.proxies,
                     ) {
+                        let ip = client(&filter.proxies, &mut st.misses, m.ip, m.forwarded)?;
+                        st.misses.unreadable_time += u64::from(m.time_unreadable);
                         return Some(Hit {
                             rule: idx,
-                            ip: client(&filter.proxies, &mut st.misses, m.ip, m.forwarded)?,
+                            ip,
                             time: Some(m.time.unwrap_or(h.time)),
                             weight: m.weight.saturating_mul(repeat),
                             session: if *session_by_pid {
@@ -1649,6 +1654,33 @@ time = ["ts", "time"]
             ),
         ] {
             assert_eq!(hit(line), (Some((ip, time)), unreadable), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_text_hit_with_an_unreadable_time_counts_and_is_counted() {
+        let rule = r#"
+[[rule]]
+id = "t"
+  [[rule.pattern]]
+  regex = '^\[(?P<time>[^\]]+)\] denied (?P<ip>\S+)$'
+"#;
+        let set = compile(rule).unwrap_or_else(|e| panic!("{e}"));
+        for (line, time, unreadable) in [
+            (
+                "[2024-05-01T12:34:56Z] denied 203.0.113.7",
+                Some(Timestamp::from_millis(1_714_566_896_000)),
+                0,
+            ),
+            ("[in a while] denied 203.0.113.7", None, 1),
+        ] {
+            let mut st = set.new_state(Timestamp::now());
+            let mut hit = None;
+            set.match_line(&mut st, &set.filter_all(), line.as_bytes(), &mut |h| {
+                hit = Some((h.ip.to_string(), h.time))
+            });
+            assert_eq!(hit, Some(("203.0.113.7".to_owned(), time)), "{line}");
+            assert_eq!(st.misses.unreadable_time, unreadable, "{line}");
         }
     }
 

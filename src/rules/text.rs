@@ -135,6 +135,9 @@ pub(super) struct TextMatch<'t> {
     /// The `ip` capture: the client, or with `forwarded` the peer.
     pub ip: std::net::IpAddr,
     pub time: Option<Timestamp>,
+    /// The `time` group captured text that is no time authwatch reads: the
+    /// line counts at the time it was read, and the engine counts it.
+    pub time_unreadable: bool,
     pub weight: u32,
     /// `Some` when the pattern has an `xff` group: what it captured, empty
     /// when the group took no part in the match.
@@ -159,6 +162,7 @@ pub(super) fn run<'t>(
                 return Some(TextMatch {
                     ip: parse_client_ip(&text[s..e])?,
                     time: None,
+                    time_unreadable: false,
                     weight: 1,
                     // The fast path takes only patterns whose one group is `ip`.
                     forwarded: None,
@@ -175,10 +179,11 @@ pub(super) fn run<'t>(
                 // A trusted peer's chain is read; only the regex captures
                 // it, so such a line goes on to the regex below.
                 if pattern.xff_group.is_none() || !proxies.contains(&ip) {
-                    let (mut time, mut weight) = (None, 1);
+                    let (mut time, mut time_unreadable, mut weight) = (None, false, 1);
                     match fixed {
                         Some((Role::Time, s, e)) => {
-                            time = Some(crate::time::parse_log_time(&text[s..e], clock)?);
+                            time = crate::time::parse_log_time(&text[s..e], clock);
+                            time_unreadable = time.is_none();
                         }
                         Some((Role::Repeat, s, e)) => weight = parse_count(&text[s..e])?,
                         None => {}
@@ -186,6 +191,7 @@ pub(super) fn run<'t>(
                     return Some(TextMatch {
                         ip,
                         time,
+                        time_unreadable,
                         weight,
                         // The peer is the client: its chain is not read.
                         forwarded: None,
@@ -199,9 +205,12 @@ pub(super) fn run<'t>(
     pattern.regex.captures_read(locs, text)?;
     let (s, e) = locs.get(pattern.ip_group)?;
     let ip = parse_client_ip(&text[s..e])?;
-    let time = match pattern.time_group.and_then(|g| locs.get(g)) {
-        Some((s, e)) => Some(crate::time::parse_log_time(&text[s..e], clock)?),
-        None => None,
+    let (time, time_unreadable) = match pattern.time_group.and_then(|g| locs.get(g)) {
+        Some((s, e)) => {
+            let time = crate::time::parse_log_time(&text[s..e], clock);
+            (time, time.is_none())
+        }
+        None => (None, false),
     };
     let weight = match pattern.repeat_group.and_then(|g| locs.get(g)) {
         Some((s, e)) => parse_count(&text[s..e])?,
@@ -213,6 +222,7 @@ pub(super) fn run<'t>(
     Some(TextMatch {
         ip,
         time,
+        time_unreadable,
         weight,
         forwarded,
     })
