@@ -202,6 +202,15 @@ pub struct RulesArgs {
     /// A rules directory; with it and no --config, the allowlist is empty.
     #[arg(long)]
     pub rules: Option<PathBuf>,
+    /// With --rules: a reverse proxy whose X-Forwarded-For entries are
+    /// believed (and which is allowlisted), as `trusted_proxies` in a
+    /// configuration; repeat for several.
+    #[arg(long = "trust-proxy", value_name = "CIDR", requires = "rules", value_parser = parse_trusted_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+fn parse_trusted_proxy(s: &str) -> Result<ipnet::IpNet, String> {
+    crate::proxy::parse_trusted(s)
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

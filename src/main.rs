@@ -12,6 +12,7 @@ use clap::Parser;
 use authwatch::cli::{Cli, Command, RulesArgs, RulesCommand};
 use authwatch::config::{Config, DEFAULT_CONFIG_PATH, DEFAULT_MAX_LINE_BYTES};
 use authwatch::ip::Allowlist;
+use authwatch::proxy::TrustedProxies;
 use authwatch::rules::RuleSet;
 
 /// A configuration or rule mistake: exit code 2.
@@ -83,11 +84,13 @@ fn load_rules_for(config: &Config) -> anyhow::Result<RuleSet> {
 /// default configuration file.
 fn rules_from(args: &RulesArgs) -> anyhow::Result<(RuleSet, Allowlist, usize)> {
     match (&args.config, &args.rules) {
-        (_, Some(dir)) => Ok((
-            load_rules(dir)?,
-            Allowlist::default(),
-            DEFAULT_MAX_LINE_BYTES,
-        )),
+        (_, Some(dir)) => {
+            let mut set = load_rules(dir)?;
+            let proxies = args.trusted_proxies.clone();
+            set.trust_proxies(TrustedProxies::new(proxies.clone()), Vec::new());
+            // As a configuration does: a trusted proxy is never blocked.
+            Ok((set, Allowlist::new(proxies), DEFAULT_MAX_LINE_BYTES))
+        }
         (Some(c), None) => {
             let config = load_config(c)?;
             Ok((

@@ -450,3 +450,49 @@ fn victim_check_recognises_a_counted_victim() {
         assert_eq!(victim_reason(attacker), None, "{attacker}");
     }
 }
+
+/// `replay --rules … --trust-proxy …` (no configuration file) decides what
+/// a configuration with the same `trusted_proxies` does.
+#[test]
+fn replay_on_the_command_line_trusts_the_proxies_it_is_given() {
+    let file = corpus("http-401-proxied");
+    let ips = |decisions: Vec<Decision>| -> BTreeSet<String> {
+        decisions.into_iter().map(|d| d.ip).collect()
+    };
+    let run = |extra: &[&str]| -> BTreeSet<String> {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_authwatch"))
+            .args(["replay", "--threshold", "1", "--json", "--rules"])
+            .arg(manifest_path("rules"))
+            .args(extra)
+            .arg(&file)
+            .env("TZ", "UTC")
+            .output()
+            .expect("run authwatch replay");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Decision>(l)
+                    .unwrap_or_else(|e| panic!("{e}: {l}"))
+                    .ip
+            })
+            .collect()
+    };
+    let trusting = run(&[
+        "--trust-proxy",
+        "192.0.2.0/24",
+        "--trust-proxy",
+        "fc00::/16",
+    ]);
+    assert_eq!(trusting, ips(replay_behind(&file, PROXIES)));
+    assert_eq!(run(&[]), ips(replay_at_threshold_one(&file)));
+    assert_ne!(
+        trusting,
+        run(&[]),
+        "trusting the proxies changes who is counted"
+    );
+}
