@@ -155,10 +155,9 @@ impl JsonMatcher {
                     xff_seen[j] = xff_seen[j].saturating_add(1);
                     if xff.as_ref().is_none_or(|(k, _)| j < *k) {
                         // A chain that is not a string (a number, a bool,
-                        // null) is nobody's address: kept as text that
-                        // parses as no address, so a trusted peer's line
-                        // with it counts for nobody. (An array or object
-                        // has no leaf at this path: the chain is absent.)
+                        // null, an array or object) is nobody's address:
+                        // kept as text that parses as no address, so a
+                        // trusted peer's line with it counts for nobody.
                         let text = match &value {
                             Scalar::Str(s) => s.clone(),
                             _ => Cow::Borrowed("?"),

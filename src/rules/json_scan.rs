@@ -46,6 +46,11 @@ pub enum Scalar<'a> {
     Num(&'a str),
     Bool(bool),
     Null,
+    /// Not a scalar: an object or an array starts at this path (its members
+    /// follow as leaves of their own). It tells a caller that a field is
+    /// there, with a value that is no scalar: `{"ip":"1.2.3.4","ip":[…]}`
+    /// names `ip` twice.
+    Compound,
 }
 
 /// Bounds on the work and memory one line may cost.
@@ -236,6 +241,9 @@ where
                     return Err(ScanError::TooManyValues);
                 }
                 let scalar = match line.get(pos) {
+                    Some(b'{' | b'[') if visit(path, Scalar::Compound) == Flow::Stop => {
+                        return Ok(());
+                    }
                     Some(b'{') => {
                         open(frames, Container::Object, limits)?;
                         pos += 1;
@@ -690,15 +698,15 @@ mod tests {
         Null,
     }
 
-    impl From<Scalar<'_>> for Leaf {
-        fn from(s: Scalar<'_>) -> Leaf {
-            match s {
-                Scalar::Str(s) => Leaf::Str(s.into_owned()),
-                Scalar::Num(n) => Leaf::Num(n.to_owned()),
-                Scalar::Bool(b) => Leaf::Bool(b),
-                Scalar::Null => Leaf::Null,
-            }
-        }
+    /// The leaf a visit reports; `None` for the start of an object or array.
+    fn leaf_of(s: Scalar<'_>) -> Option<Leaf> {
+        Some(match s {
+            Scalar::Str(s) => Leaf::Str(s.into_owned()),
+            Scalar::Num(n) => Leaf::Num(n.to_owned()),
+            Scalar::Bool(b) => Leaf::Bool(b),
+            Scalar::Null => Leaf::Null,
+            Scalar::Compound => return None,
+        })
     }
 
     fn owned_path(path: &[PathSeg<'_>]) -> Vec<PathSeg<'static>> {
@@ -725,7 +733,9 @@ mod tests {
     fn scan_with(limits: Limits, line: &[u8]) -> Result<Vec<(String, Leaf)>, ScanError> {
         let mut leaves = Vec::new();
         Scanner::new(limits).scan(line, |path, value| {
-            leaves.push((render(path), Leaf::from(value)));
+            if let Some(leaf) = leaf_of(value) {
+                leaves.push((render(path), leaf));
+            }
             Flow::Continue
         })?;
         Ok(leaves)
@@ -911,7 +921,9 @@ mod tests {
         let mut seen = Vec::new();
         Scanner::new(Limits::default())
             .scan(&line, |path, value| {
-                seen.push((render(path), Leaf::from(value)));
+                if let Some(leaf) = leaf_of(value) {
+                    seen.push((render(path), leaf));
+                }
                 Flow::Continue
             })
             .unwrap();
@@ -1108,7 +1120,9 @@ mod tests {
         // The garbage after the first member is never looked at.
         let result =
             Scanner::new(Limits::default()).scan(br#"{"a":1,"b":2 junk"#, |path, value| {
-                seen.push((render(path), Leaf::from(value)));
+                if let Some(leaf) = leaf_of(value) {
+                    seen.push((render(path), leaf));
+                }
                 Flow::Stop
             });
         assert_eq!(result, Ok(()));
@@ -1121,11 +1135,39 @@ mod tests {
         let mut seen = Vec::new();
         let result =
             Scanner::new(Limits::default()).scan(br#"{"ip":"1.2.3.4","b":}"#, |path, value| {
-                seen.push((render(path), Leaf::from(value)));
+                if let Some(leaf) = leaf_of(value) {
+                    seen.push((render(path), leaf));
+                }
                 Flow::Continue
             });
         assert_eq!(result, Err(ScanError::Syntax { offset: 20 }));
         assert_eq!(seen, vec![str_leaf("ip", "1.2.3.4")]);
+    }
+
+    #[test]
+    fn objects_and_arrays_are_announced_at_their_path() {
+        let mut seen = Vec::new();
+        Scanner::new(Limits::default())
+            .scan(br#"{"a":{"b":[1,{}]},"c":[]}"#, |path, value| {
+                let what = match value {
+                    Scalar::Compound => "compound".to_owned(),
+                    other => format!("{:?}", leaf_of(other)),
+                };
+                seen.push((render(path), what));
+                Flow::Continue
+            })
+            .expect("valid");
+        let seen: Vec<(&str, &str)> = seen.iter().map(|(p, w)| (p.as_str(), w.as_str())).collect();
+        assert_eq!(
+            seen,
+            [
+                ("a", "compound"),
+                ("a.b", "compound"),
+                ("a.b[0]", r#"Some(Num("1"))"#),
+                ("a.b[1]", "compound"),
+                ("c", "compound"),
+            ]
+        );
     }
 
     #[test]
@@ -1139,9 +1181,9 @@ mod tests {
         for _ in 0..3 {
             let line = LOG_LINE.to_owned();
             scanner
-                .scan(line.as_bytes(), |path, _| {
+                .scan(line.as_bytes(), |path, value| {
                     assert!(path.len() <= 3);
-                    count += 1;
+                    count += usize::from(!matches!(value, Scalar::Compound));
                     Flow::Continue
                 })
                 .unwrap();
@@ -1308,7 +1350,9 @@ mod tests {
             value_leaves(&object, &mut Vec::new(), &mut expected);
             let mut got: Expected = Vec::new();
             Scanner::new(ROOMY).scan(line.as_bytes(), |path, value| {
-                got.push((owned_path(path), Leaf::from(value)));
+                if let Some(leaf) = leaf_of(value) {
+                    got.push((owned_path(path), leaf));
+                }
                 Flow::Continue
             }).unwrap();
             prop_assert_eq!(got, expected);

@@ -1685,6 +1685,47 @@ id = "t"
     }
 
     #[test]
+    fn a_json_field_named_twice_is_ambiguous_whatever_its_second_value() {
+        let rule = r#"
+[[rule]]
+id = "j"
+format = "json"
+ip = ["client_ip", "remote_addr"]
+  [[rule.when]]
+  field = "msg"
+  equals = "invalid signature"
+"#;
+        let set = compile(rule).unwrap_or_else(|e| panic!("{e}"));
+        let ip = |s: &str| -> Option<IpAddr> { Some(s.parse().unwrap()) };
+        for (line, want, ambiguous) in [
+            (
+                r#"{"msg":"invalid signature","client_ip":"203.0.113.7","client_ip":["10.0.0.1"]}"#,
+                None,
+                1,
+            ),
+            (
+                r#"{"msg":"invalid signature","client_ip":{"v":"10.0.0.1"},"client_ip":"203.0.113.7"}"#,
+                None,
+                1,
+            ),
+            // Once, as an array or object: no address there; the next field.
+            (
+                r#"{"msg":"invalid signature","client_ip":["10.0.0.1"],"remote_addr":"203.0.113.7"}"#,
+                ip("203.0.113.7"),
+                0,
+            ),
+            (
+                r#"{"msg":"invalid signature","client_ip":{},"remote_addr":"203.0.113.7"}"#,
+                ip("203.0.113.7"),
+                0,
+            ),
+        ] {
+            let (got, misses) = client_of(&set, line);
+            assert_eq!((got, misses.ambiguous), (want, ambiguous), "{line}");
+        }
+    }
+
+    #[test]
     fn json_rules_read_the_chain_from_their_xff_fields() {
         let rule = r#"
 [[rule]]
