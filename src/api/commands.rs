@@ -392,6 +392,29 @@ fn print_status(v: &Value, out: &mut dyn Write) -> io::Result<()> {
     if let Some(n) = v.get("tracked_keys") {
         writeln!(out, "tracked: {n} windows")?;
     }
+    if v.get("lines").is_some() {
+        let n = |k: &str| v[k].as_u64().unwrap_or(0);
+        let mut line = format!("lines:   {} read, {} cut", n("lines"), n("lines_cut"));
+        let skipped: Vec<String> = [
+            ("malformed_json", "malformed JSON"),
+            ("ambiguous_json", "ambiguous JSON"),
+            ("proxied_without_client", "from a proxy, naming no client"),
+        ]
+        .iter()
+        .filter(|(k, _)| n(k) > 0)
+        .map(|(k, what)| format!("{} {what}", n(k)))
+        .collect();
+        if !skipped.is_empty() {
+            line.push_str(&format!("; skipped: {}", skipped.join(", ")));
+        }
+        if n("unreadable_times") > 0 {
+            line.push_str(&format!(
+                "; {} counted at their read time (time unreadable)",
+                n("unreadable_times")
+            ));
+        }
+        writeln!(out, "{line}")?;
+    }
     if let Some(q) = v["queues"].as_object() {
         let parts: Vec<String> = q.iter().map(|(k, n)| format!("{k} {n}")).collect();
         writeln!(out, "queues:  {}", parts.join(", "))?;
@@ -451,6 +474,8 @@ mod tests {
             "sources": [{"name": "sshd", "path": "/var/log/auth.log", "lag_bytes": 12}],
             "rules": [{"id": "sshd", "threshold": 50, "window_secs": 60, "block_for_secs": 900}],
             "queues": {"chunks": 0}, "tracked_keys": 3,
+            "lines": 1000, "lines_cut": 1, "malformed_json": 2, "ambiguous_json": 0,
+            "proxied_without_client": 0, "unreadable_times": 5,
             "last_reload": {"outcome": "refused", "at": "2026-12-03T17:00:00Z", "error": "rules/x.toml:3: threshold"}
         });
         let mut out = Vec::new();
@@ -467,6 +492,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("rules:   1 loaded"), "{text}");
+        assert!(
+            text.contains(
+                "lines:   1000 read, 1 cut; skipped: 2 malformed JSON; 5 counted at their read time (time unreadable)"
+            ),
+            "{text}"
+        );
         let mut out = Vec::new();
         print_status(&json!({}), &mut out).unwrap();
         assert!(String::from_utf8(out).unwrap().contains("health:  ok"));
