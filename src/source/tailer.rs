@@ -985,6 +985,14 @@ impl SpecState {
                 continue;
             };
             let (start, original) = if checkpoint_vouches(pass.known, &meta, &head) {
+                // A file we closed: worth opening again only if it grew.
+                let grew = pass
+                    .known
+                    .get(dev, ino)
+                    .is_some_and(|(_, entry)| meta.len() > entry.offset);
+                if !grew {
+                    continue;
+                }
                 (None, None)
             } else {
                 match self.copy_of_followed(&head, meta.len()) {
