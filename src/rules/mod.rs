@@ -1398,6 +1398,7 @@ pub fn explain(
         let filter = RuleFilter::only(i, set.rules.len(), set.proxies.clone());
         let mut hit = None;
         let unresolved = st.misses.unresolved;
+        let unreadable_time = st.misses.unreadable_time;
         set.match_line(&mut st, &filter, line, &mut |h| hit = Some(h));
         let _ = match hit {
             None if st.misses.unresolved > unresolved => writeln!(
@@ -1409,7 +1410,26 @@ pub fn explain(
             Some(h) => {
                 let time = match h.time {
                     Some(t) => format!("{t} (from the line)"),
+                    None if st.misses.unreadable_time > unreadable_time => {
+                        "unreadable in the line: the time it is read".to_owned()
+                    }
                     None => "none in the line: the time it is read".to_owned(),
+                };
+                let failures = match (h.session, h.tally) {
+                    (_, Tally::Reset) => "none: a success, which forgets the address's failures in this rule".to_owned(),
+                    (None, _) => h.weight.to_string(),
+                    (Some(_), Tally::Each) => format!(
+                        "{} (none if an earlier `announce` line of the same session counted this attempt)",
+                        h.weight
+                    ),
+                    (Some(_), Tally::Announce) => format!(
+                        "{} (`announce`: the next failure of the same session is this same attempt)",
+                        h.weight
+                    ),
+                    (Some(_), Tally::IfFirst) => format!(
+                        "{} (`if_first`: only if no other line of the same session counted)",
+                        h.weight
+                    ),
                 };
                 let verdict = if allowlist.contains(&h.ip) {
                     format!("no: {} is allowlisted", h.ip)
@@ -1422,8 +1442,8 @@ pub fn explain(
                 };
                 writeln!(
                     out,
-                    "rule {}: match\n  ip:          {}\n  time:        {}\n  failures:    {} ({:?} in its session)\n  would count: {}",
-                    rule.id, h.ip, time, h.weight, h.tally, verdict
+                    "rule {}: match\n  ip:          {}\n  time:        {}\n  failures:    {}\n  would count: {}",
+                    rule.id, h.ip, time, failures, verdict
                 )
             }
         };
@@ -1438,6 +1458,35 @@ mod tests {
     fn shipped() -> RuleSet {
         RuleSet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn explain_says_how_a_line_counts() {
+        let set = shipped();
+        let allow = crate::ip::Allowlist::new(vec!["203.0.113.0/28".parse().unwrap()]);
+        let explain = |line: &str| explain(&set, &allow, None, line.as_bytes()).unwrap();
+        let text = explain(
+            "Mar  5 06:25:01 web1 sshd[1234]: Invalid user admin from 198.51.100.7 port 52344",
+        );
+        assert!(
+            text.contains("rule sshd: match\n  ip:          198.51.100.7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("`announce`: the next failure of the same session"),
+            "{text}"
+        );
+        assert!(text.contains("would count: yes, toward 50 in 1m"), "{text}");
+        assert!(text.contains("rule http-401: no match"), "{text}");
+        let text = explain(r#"{"msg":"invalid signature","client_ip":"203.0.113.7","ts":"soon"}"#);
+        assert!(
+            text.contains("time:        unreadable in the line"),
+            "{text}"
+        );
+        assert!(
+            text.contains("would count: no: 203.0.113.7 is allowlisted"),
+            "{text}"
+        );
     }
 
     #[test]
