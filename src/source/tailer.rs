@@ -228,6 +228,10 @@ const STOP_CHECK: Duration = Duration::from_millis(100);
 /// file timestamps come from the kernel's coarse clock.
 const MTIME_SLACK_SECS: u64 = 2;
 
+/// How often a pattern's directory is listed for rotated files written
+/// since we last looked, even when nothing in it was renamed or created.
+const RESCAN_EVERY: Duration = Duration::from_secs(10);
+
 /// Follows files; see the module documentation.
 pub struct Tailer {
     specs: Vec<SpecState>,
@@ -597,8 +601,9 @@ struct SpecState {
     /// The directory's mtime when [`SpecState::recover_between_passes`]
     /// last looked: renames and creations change it, writes do not.
     dir_mtime: Option<(i64, i64)>,
-    /// Wall-clock start of the previous pass.
-    last_pass: Option<SystemTime>,
+    /// Wall-clock time since which a rotated file counts as written since
+    /// we last looked: the start of the first pass, then of each listing.
+    last_scan: Option<SystemTime>,
 }
 
 impl SpecState {
@@ -628,7 +633,7 @@ impl SpecState {
             files: Vec::new(),
             stats,
             dir_mtime: None,
-            last_pass: None,
+            last_scan: None,
         };
         state.followed_until = checkpoints
             .iter()
@@ -737,7 +742,7 @@ impl SpecState {
                 self.recover_between_passes(found, pass);
             }
         }
-        self.last_pass = Some(pass_started);
+        self.last_scan.get_or_insert(pass_started);
 
         let mut lag = 0;
         let mut i = 0;
@@ -925,8 +930,9 @@ impl SpecState {
     /// away again (two quick rotations: `app.log` → `.1` → `.2`, the file
     /// in between never seen under the pattern's name). When the directory
     /// changed since we last looked (or too recently to tell by its mtime),
-    /// a rotated name of this pattern that we do not follow, modified since
-    /// the previous pass began, is followed as a rotated file: from its
+    /// a followed file shrank, or [`RESCAN_EVERY`] passed, a rotated name of
+    /// this pattern that we do not follow, modified since we last looked,
+    /// is followed as a rotated file: from its
     /// checkpoint if it has one (a file we closed, written to again), from
     /// the position we had read to in its original if it is a copy of a
     /// file we follow that was truncated since (copytruncate, so the lines
@@ -934,9 +940,16 @@ impl SpecState {
     /// otherwise from its start. A copy of a file still intact is skipped.
     /// The files are added in order, oldest first, to be read in this pass.
     fn recover_between_passes(&mut self, found: &[Found], pass: &mut Pass<'_>) {
-        let Some(since) = self.last_pass else {
+        let Some(since) = self.last_scan else {
             return;
         };
+        let scan_started = SystemTime::now();
+        // And every RESCAN_EVERY in any case: a service that never reopens
+        // its log after rotation (no postrotate reload) goes on writing to
+        // the rotated file, which we closed after rotate_wait without growth.
+        let due = scan_started
+            .duration_since(since)
+            .is_ok_and(|d| d >= RESCAN_EVERY);
         let Ok(dir) = fs::metadata(&self.dir) else {
             return;
         };
@@ -954,10 +967,11 @@ impl SpecState {
                 .iter()
                 .any(|w| w.file.metadata().is_ok_and(|m| m.len() < w.pos))
         };
-        if self.dir_mtime == Some(mtime) && !recent && !truncated() {
+        if self.dir_mtime == Some(mtime) && !recent && !due && !truncated() {
             return;
         }
         self.dir_mtime = Some(mtime);
+        self.last_scan = Some(scan_started);
         let since = since - Duration::from_secs(MTIME_SLACK_SECS);
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return;
@@ -2207,6 +2221,42 @@ mod tests {
         assert_eq!(poll_lines(&mut t), ["a2", "b1", "b2", "c1"]);
         append(&dir.path().join("app.log.1"), b"b3\n");
         assert_eq!(poll_lines(&mut t), ["b3"]);
+        assert_eq!(poll_lines(&mut t), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_rotated_file_still_written_after_it_was_closed_is_read_at_the_next_listing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("app.log");
+        let old = dir.path().join("app.log.1");
+        let opts = TailerOptions {
+            rotate_wait: Duration::ZERO,
+            ..options()
+        };
+        let mut t = Tailer::new(
+            vec![spec(&log, StartAt::Beginning)],
+            opts,
+            &Checkpoints::new(),
+        );
+        append(&log, b"1\n");
+        assert_eq!(poll_lines(&mut t), ["1"]);
+        // Rotated, but the service never reopens its log: it writes on to
+        // the old file after we closed it.
+        fs::rename(&log, &old).expect("rename");
+        append(&log, b"");
+        assert_eq!(poll_lines(&mut t), Vec::<String>::new());
+        assert_eq!(t.followed().len(), 1, "the rotated file is closed");
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        File::open(dir.path())
+            .and_then(|d| d.set_modified(hour_ago))
+            .expect("set the directory's mtime");
+        assert_eq!(poll_lines(&mut t), Vec::<String>::new());
+        append(&old, b"late\n");
+        // Nothing renamed or created since: the next listing is due only
+        // RESCAN_EVERY after the last.
+        assert_eq!(poll_lines(&mut t), Vec::<String>::new());
+        t.specs[0].last_scan = Some(SystemTime::now() - RESCAN_EVERY - Duration::from_secs(1));
+        assert_eq!(poll_lines(&mut t), ["late"]);
         assert_eq!(poll_lines(&mut t), Vec::<String>::new());
     }
 
