@@ -13,13 +13,15 @@ escaped as `\\x22`, as nginx writes it). Attackers: 40 above the threshold
         print("\\n".join(sorted({json.loads(l)["ip"] for l in sys.stdin})))' \\
         | diff - /tmp/x/access.log.truth && echo exact
 """
+import crosscheck_common as common
+from crosscheck_common import write_truth
 import random, sys, datetime
 rnd = random.Random(5)
 N = int(sys.argv[1]); out = open(sys.argv[2], "w")
 t0 = datetime.datetime(2026, 3, 1, tzinfo=datetime.timezone.utc)
 recs = []; attempts = {}
-def ip4(): return "%d.%d.%d.%d" % (rnd.randint(11, 126), rnd.randint(0,255), rnd.randint(0,255), rnd.randint(1,254))
-def ip6(): return "2001:db8:%x:%x::%x" % (rnd.randint(0,0xffff), rnd.randint(0,0xffff), rnd.randint(1,0xffff))
+def ip4(): return common.ip4(rnd, 126)
+def ip6(): return common.ip6(rnd)
 uas = ['Mozilla/5.0 (X11; Linux x86_64)', 'curl/8.5.0', 'python-requests/2.31 10.9.9.9', 'Go-http-client/1.1 "x" 401 0 "-"']
 paths = ['/api/v1/orders', '/login', '/api/v1/me?ip=10.9.9.9', '/wp-login.php', '/%2e%2e/10.9.9.9 HTTP/1.1" 401 0']
 def esc(v): return v.replace('"', '\\x22')
@@ -40,11 +42,4 @@ while len(recs) < N:
     recs.append((t, line(t, ip4(), rnd.choice([200, 200, 200, 304, 404, 403, 500]))))
 recs.sort(key=lambda r: r[0])
 for t, l in recs: out.write(l + "\n")
-truth = set()
-for ip, ts in attempts.items():
-    ts = sorted(ts); j = 0
-    for i in range(len(ts)):
-        while (ts[i] - ts[j]).total_seconds() >= 60: j += 1
-        if i - j + 1 >= 50: truth.add(ip); break
-open(sys.argv[2] + ".truth", "w").write("\n".join(sorted(truth)) + "\n")
-print(len(recs), "lines;", len(truth), "to block", file=sys.stderr)
+write_truth(sys.argv[2], attempts, len(recs))

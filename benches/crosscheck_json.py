@@ -19,13 +19,15 @@ less than 60 s.
         print("\\n".join(sorted({json.loads(l)["ip"] for l in sys.stdin})))' \\
         | diff - /tmp/x/api.log.truth && echo exact
 """
+import crosscheck_common as common
+from crosscheck_common import write_truth
 import random, sys, json, datetime
 rnd = random.Random(11)
 N = int(sys.argv[1]); out = open(sys.argv[2], "w")
 t0 = datetime.datetime(2026, 3, 1, tzinfo=datetime.timezone.utc)
 recs = []; attempts = {}
-def ip4(): return "%d.%d.%d.%d" % (rnd.randint(11, 223), rnd.randint(0,255), rnd.randint(0,255), rnd.randint(1,254))
-def ip6(): return "2001:db8:%x:%x::%x" % (rnd.randint(0,0xffff), rnd.randint(0,0xffff), rnd.randint(1,0xffff))
+def ip4(): return common.ip4(rnd)
+def ip6(): return common.ip6(rnd)
 fails = [
   lambda t, ip: {"timestamp": t.isoformat().replace("+00:00", "Z"), "level": "warning", "event": "jwt_rejected", "error": "Signature verification failed", "client_ip": ip, "path": "/api/orders"},
   lambda t, ip: {"level": 40, "time": int(t.timestamp()*1000), "pid": 7, "hostname": "api", "req": {"method": "GET", "url": "/v1/me", "remoteAddress": ip}, "err": {"type": "JsonWebTokenError", "message": "invalid signature"}, "msg": "request failed"},
@@ -55,11 +57,4 @@ while len(recs) < N:
         recs.append((t, json.dumps(rnd.choice(ok)(t, ip4()))))
 recs.sort(key=lambda r: r[0])
 for t, l in recs: out.write(l + "\n")
-truth = set()
-for ip, ts in attempts.items():
-    ts = sorted(ts); j = 0
-    for i in range(len(ts)):
-        while (ts[i] - ts[j]).total_seconds() >= 60: j += 1
-        if i - j + 1 >= 50: truth.add(ip); break
-open(sys.argv[2] + ".truth", "w").write("\n".join(sorted(truth)) + "\n")
-print(len(recs), "lines;", len(truth), "to block", file=sys.stderr)
+write_truth(sys.argv[2], attempts, len(recs))

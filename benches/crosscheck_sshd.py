@@ -21,14 +21,16 @@ less than 60 s (times at whole seconds, as logged).
         print("\\n".join(sorted({json.loads(l)["ip"] for l in sys.stdin})))' \\
         | diff - /tmp/x/auth.log.truth && echo exact
 """
+import crosscheck_common as common
+from crosscheck_common import write_truth
 import random, sys, datetime
 rnd = random.Random(7)
 N = int(sys.argv[1]); out = open(sys.argv[2], "w")
 t0 = datetime.datetime(2026, 3, 1, 0, 0, 0)
 events = []  # (time, text) ; attempts per ip with times for truth
 attempts = {}
-def ip4(): return "%d.%d.%d.%d" % (rnd.randint(11, 223), rnd.randint(0,255), rnd.randint(0,255), rnd.randint(1,254))
-def ip6(): return "2001:db8:%x:%x::%x" % (rnd.randint(0,0xffff), rnd.randint(0,0xffff), rnd.randint(1,0xffff))
+def ip4(): return common.ip4(rnd)
+def ip6(): return common.ip6(rnd)
 pid = [10000]
 def newpid():
     pid[0] += rnd.randint(1, 7); return pid[0]
@@ -64,7 +66,6 @@ def attacker(start, ip, total, span_s):
     return res
 day = 86400 / 8
 lines = []
-truth = set()
 # heavy attackers, below threshold, slow ones
 for i in range(60):
     ip = ip6() if i % 5 == 0 else ip4()
@@ -94,11 +95,6 @@ while len(recs) < N:
 recs.sort(key=lambda r: r[0])
 for t, m in recs:
     out.write("%s %2d %s %s\n" % (t.strftime("%b"), t.day, t.strftime("%H:%M:%S"), m))
-# truth: >= 50 attempts in any 60 s (second resolution, as logged)
-for ip, ts in attempts.items():
-    ts = sorted(x.replace(microsecond=0) for x in ts); j = 0
-    for i in range(len(ts)):
-        while (ts[i] - ts[j]).total_seconds() >= 60: j += 1
-        if i - j + 1 >= 50: truth.add(ip); break
-open(sys.argv[2] + ".truth", "w").write("\n".join(sorted(truth)) + "\n")
-print(len(recs), "lines;", len(truth), "to block", file=sys.stderr)
+# At second resolution, as logged.
+seconds = {ip: [t.replace(microsecond=0) for t in ts] for ip, ts in attempts.items()}
+write_truth(sys.argv[2], seconds, len(recs))

@@ -218,30 +218,9 @@ fn fraction_ms(s: &[u8], start: usize) -> (i64, usize) {
 /// kept, the rest truncated). A leap second (`:60`) is read as `:59`, as
 /// jiff does. Returns the timestamp and the number of bytes consumed.
 pub fn parse_rfc3339_prefix(s: &[u8]) -> Option<(Timestamp, usize)> {
+    let ([year, month, day, hour, minute, second], ms, mut i) = date_time_prefix(s, b".")?;
     // Four digits: 0..=9999, so the cast is exact.
-    let year = (two_digits(s, 0)? * 100 + two_digits(s, 2)?) as i32;
-    expect(s, 4, b'-')?;
-    let month = two_digits(s, 5)?;
-    expect(s, 7, b'-')?;
-    let day = two_digits(s, 8)?;
-    if !matches!(s.get(10), Some(b'T' | b't' | b' ')) {
-        return None;
-    }
-    let hour = two_digits(s, 11)?;
-    expect(s, 13, b':')?;
-    let minute = two_digits(s, 14)?;
-    expect(s, 16, b':')?;
-    let second = two_digits(s, 17)?;
-    let mut i = 19;
-    let mut ms = 0;
-    if s.get(i) == Some(&b'.') {
-        let (frac, digits) = fraction_ms(s, i + 1);
-        if digits == 0 {
-            return None;
-        }
-        ms = frac;
-        i += 1 + digits;
-    }
+    let year = year as i32;
     let offset_secs = match *s.get(i)? {
         b'Z' | b'z' => {
             i += 1;
@@ -282,6 +261,34 @@ pub fn parse_rfc3339_prefix(s: &[u8]) -> Option<(Timestamp, usize)> {
         + i64::from(hour * 3600 + minute * 60 + second)
         - offset_secs;
     Some((Timestamp(secs * 1000 + ms), i))
+}
+
+/// `YYYY-MM-DD(T|t| )HH:MM:SS` and an optional fraction after one of
+/// `separators`, at the start of `s`: the fields (year, month, day, hour,
+/// minute, second, unchecked), the whole milliseconds of the fraction, and
+/// the number of bytes read.
+fn date_time_prefix(s: &[u8], separators: &[u8]) -> Option<([u32; 6], i64, usize)> {
+    let year = two_digits(s, 0)? * 100 + two_digits(s, 2)?;
+    expect(s, 4, b'-')?;
+    let month = two_digits(s, 5)?;
+    expect(s, 7, b'-')?;
+    let day = two_digits(s, 8)?;
+    if !matches!(s.get(10), Some(b'T' | b't' | b' ')) {
+        return None;
+    }
+    let hour = two_digits(s, 11)?;
+    expect(s, 13, b':')?;
+    let minute = two_digits(s, 14)?;
+    expect(s, 16, b':')?;
+    let second = two_digits(s, 17)?;
+    let fields = [year, month, day, hour, minute, second];
+    match s.get(19) {
+        Some(sep) if separators.contains(sep) => {
+            let (ms, digits) = fraction_ms(s, 20);
+            (digits > 0).then_some((fields, ms, 20 + digits))
+        }
+        _ => Some((fields, 0, 19)),
+    }
 }
 
 /// The whole of `s` must be one RFC 3339 timestamp (see
@@ -750,31 +757,11 @@ pub fn parse_log_time(s: &[u8], clock: &mut SyslogClock) -> Option<Timestamp> {
 /// `s`, in the clock's time zone (in a DST gap or fold, as the
 /// "compatible" rule of RFC 5545 and `jiff` says: the earlier of two).
 fn parse_local_datetime(s: &[u8], clock: &SyslogClock) -> Option<Timestamp> {
-    let year = two_digits(s, 0)? * 100 + two_digits(s, 2)?;
-    expect(s, 4, b'-')?;
-    let month = two_digits(s, 5)?;
-    expect(s, 7, b'-')?;
-    let day = two_digits(s, 8)?;
-    if !matches!(s.get(10), Some(b'T' | b' ')) {
+    let (fields, ms, end) = date_time_prefix(s, b".,")?;
+    if end != s.len() {
         return None;
     }
-    let hour = two_digits(s, 11)?;
-    expect(s, 13, b':')?;
-    let minute = two_digits(s, 14)?;
-    expect(s, 16, b':')?;
-    let second = two_digits(s, 17)?;
-    let mut ms = 0;
-    if s.len() > 19 {
-        if !matches!(s[19], b'.' | b',') {
-            return None;
-        }
-        let (frac, digits) = fraction_ms(s, 20);
-        if digits == 0 || 20 + digits != s.len() {
-            return None;
-        }
-        ms = frac;
-    }
-    let t = local_time(clock, [year, month, day, hour, minute, second])?;
+    let t = local_time(clock, fields)?;
     Some(Timestamp::from_millis(t.as_millis().checked_add(ms)?))
 }
 

@@ -293,14 +293,15 @@ impl<S: WindowStore> Detector<S> {
             last_seen: reached.last_seen,
             block_for: policy.block_for,
         };
+        let network = Subject::ipv6_network_of(hit.ip, policy.ipv6_prefix);
         // An address already blocked adds nothing to its network's count:
         // its failures say nothing about the network's other addresses.
-        let addr_was_blocked = self.store.blocks(hit.rule, addr, t);
+        // (Asked only when there is a network: no extra lookup for IPv4.)
+        let addr_was_blocked = network.is_some() && self.store.blocks(hit.rule, addr, t);
         let addr_reached = self.store.record(hit.rule, addr, t, weight, limit);
         if let Some(reached) = addr_reached {
             out.push(decision(addr, reached));
         }
-        let network = Subject::ipv6_network_of(hit.ip, policy.ipv6_prefix);
         if let (Some(net), false) = (network, addr_was_blocked) {
             if let Some(reached) = self.store.record(hit.rule, net, t, weight, limit) {
                 if addr_reached.is_some_and(|a| a.count == reached.count) {

@@ -1645,15 +1645,21 @@ mod tests {
         TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect())
     }
 
-    /// What `set` makes of `line` with the default proxies: the hit's IP,
-    /// and the misses it added.
-    fn client_of(set: &RuleSet, line: &str) -> (Option<IpAddr>, MissCounts) {
+    /// What `set` makes of `line` with the default proxies: the hit's IP
+    /// and time, and the misses it added.
+    fn hit_of(set: &RuleSet, line: &str) -> (Option<(IpAddr, Option<Timestamp>)>, MissCounts) {
         let mut st = set.new_state(Timestamp::now());
-        let mut ip = None;
+        let mut hit = None;
         set.match_line(&mut st, &set.filter_all(), line.as_bytes(), &mut |h| {
-            ip = Some(h.ip)
+            hit = Some((h.ip, h.time))
         });
-        (ip, st.misses)
+        (hit, st.misses)
+    }
+
+    /// [`hit_of`]'s IP.
+    fn client_of(set: &RuleSet, line: &str) -> (Option<IpAddr>, MissCounts) {
+        let (hit, misses) = hit_of(set, line);
+        (hit.map(|(ip, _)| ip), misses)
     }
 
     #[test]
@@ -1670,12 +1676,8 @@ time = ["ts", "time"]
 "#;
         let set = compile(rule).unwrap_or_else(|e| panic!("{e}"));
         let hit = |line: &str| {
-            let mut st = set.new_state(Timestamp::now());
-            let mut hit = None;
-            set.match_line(&mut st, &set.filter_all(), line.as_bytes(), &mut |h| {
-                hit = Some((h.ip, h.time))
-            });
-            (hit, st.misses.unreadable_time)
+            let (hit, misses) = hit_of(&set, line);
+            (hit, misses.unreadable_time)
         };
         let ip: IpAddr = "203.0.113.7".parse().unwrap();
         for (line, time, unreadable) in [
@@ -1723,13 +1725,10 @@ id = "t"
             ),
             ("[in a while] denied 203.0.113.7", None, 1),
         ] {
-            let mut st = set.new_state(Timestamp::now());
-            let mut hit = None;
-            set.match_line(&mut st, &set.filter_all(), line.as_bytes(), &mut |h| {
-                hit = Some((h.ip.to_string(), h.time))
-            });
-            assert_eq!(hit, Some(("203.0.113.7".to_owned(), time)), "{line}");
-            assert_eq!(st.misses.unreadable_time, unreadable, "{line}");
+            let (hit, misses) = hit_of(&set, line);
+            let ip: IpAddr = "203.0.113.7".parse().unwrap();
+            assert_eq!(hit, Some((ip, time)), "{line}");
+            assert_eq!(misses.unreadable_time, unreadable, "{line}");
         }
     }
 

@@ -573,6 +573,35 @@ impl Found {
     }
 }
 
+/// What a file whose first bytes are `head` is to the file `original`
+/// names, which we read up to `read_to`: `None` when their first bytes
+/// differ. A copy is resumed at `read_to` only once its original was
+/// truncated (`original_intact` false): while the original is intact, we
+/// read on there, and reading the copy too would count lines twice.
+fn as_copy_of(
+    original: &FileKey,
+    head: &Head,
+    size: u64,
+    original_intact: impl FnOnce() -> bool,
+    read_to: u64,
+) -> Option<Copy> {
+    let len = usize::from(original.fingerprint.len);
+    if len == 0 || !original.fingerprint.matches(head.bytes()) {
+        return None;
+    }
+    Some(if len < HEAD_BYTES {
+        // A short fingerprint (the file was small when first seen) is no
+        // proof of identity: neither a copy nor a new file.
+        Copy::Skip("its first bytes match a file read before")
+    } else if original_intact() {
+        Copy::Skip("a copy of a file still being followed")
+    } else if read_to > size {
+        Copy::Skip("a copy shorter than what was read of its original")
+    } else {
+        Copy::Resume(read_to)
+    })
+}
+
 /// What a rotated file that no checkpoint knows by identity is to us.
 enum Copy {
     /// Not a copy of anything we read: a new file, read from its start.
@@ -901,29 +930,19 @@ impl SpecState {
     /// Whether a file no checkpoint knows by identity, whose first bytes are
     /// `head`, is a copy of a file of this pattern that we read.
     fn copy_of(&self, known: &Checkpoints, head: &Head, size: u64) -> Copy {
-        let head = head.bytes();
-        for (key, entry) in known.iter() {
-            if !(self.matches(&entry.path) || self.matches_rotated(&entry.path)) {
-                continue;
-            }
-            let len = usize::from(key.fingerprint.len);
-            if len == 0 || !key.fingerprint.matches(head) {
-                continue;
-            }
-            if len < HEAD_BYTES {
-                // A short fingerprint (the file was small when first seen)
-                // is no proof of identity: neither a copy nor a new file.
-                return Copy::Skip("its first bytes match a file read before");
-            }
-            if self.original_intact(key, entry) {
-                return Copy::Skip("a copy of a file still being followed");
-            }
-            if entry.offset > size {
-                return Copy::Skip("a copy shorter than what was read of its original");
-            }
-            return Copy::Resume(entry.offset);
-        }
-        Copy::Not
+        known
+            .iter()
+            .filter(|(_, entry)| self.matches(&entry.path) || self.matches_rotated(&entry.path))
+            .find_map(|(key, entry)| {
+                as_copy_of(
+                    key,
+                    head,
+                    size,
+                    || self.original_intact(key, entry),
+                    entry.offset,
+                )
+            })
+            .unwrap_or(Copy::Not)
     }
 
     /// Between two passes a file may have been created, written and rotated
@@ -1042,29 +1061,20 @@ impl SpecState {
     /// copy of one we follow (see [`SpecState::recover_between_passes`]).
     fn copy_of_followed(&self, head: &Head, size: u64) -> (Copy, Option<FileKey>) {
         for w in &self.files {
-            let len = usize::from(w.key.fingerprint.len);
-            if len == 0 || !w.key.fingerprint.matches(head.bytes()) {
-                continue;
+            // Intact unless truncated since we read it (we have not read it
+            // in this pass yet): shorter, or already written past where we
+            // were. We resume from the start of a partial line we hold: the
+            // truncation drops it, and the copy has it whole.
+            let intact = || {
+                w.file.metadata().is_ok_and(|m| m.len() >= w.pos)
+                    && Head::read(&w.file).is_ok_and(|h| w.key.fingerprint.matches(h.bytes()))
+            };
+            let read_to = w.lines.resume_offset(w.pos);
+            match as_copy_of(&w.key, head, size, intact, read_to) {
+                Some(copy @ Copy::Resume(_)) => return (copy, Some(w.key)),
+                Some(copy) => return (copy, None),
+                None => {}
             }
-            if len < HEAD_BYTES {
-                return (Copy::Skip("its first bytes match a file followed"), None);
-            }
-            // Truncated since we read it (we have not read it in this pass
-            // yet), shorter or already written past where we were: the copy
-            // holds what we had not read.
-            let truncated = w.file.metadata().is_ok_and(|m| m.len() < w.pos)
-                || Head::read(&w.file).is_ok_and(|h| !w.key.fingerprint.matches(h.bytes()));
-            if !truncated {
-                return (Copy::Skip("a copy of a file still being followed"), None);
-            }
-            // From the start of a partial line we hold: the truncation
-            // drops it, and the copy has it whole.
-            let from = w.lines.resume_offset(w.pos);
-            if from > size {
-                let why = "a copy shorter than what was read of its original";
-                return (Copy::Skip(why), None);
-            }
-            return (Copy::Resume(from), Some(w.key));
         }
         (Copy::Not, None)
     }
@@ -1726,20 +1736,26 @@ mod tests {
         assert_eq!(stat(&t, |s| &s.rotations), 1);
     }
 
+    /// A tailer of `log` from its start that closes a rotated file as soon
+    /// as it stops growing (`rotate_wait` zero).
+    fn closing_at_once(log: &Path) -> Tailer {
+        let opts = TailerOptions {
+            rotate_wait: Duration::ZERO,
+            ..options()
+        };
+        Tailer::new(
+            vec![spec(log, StartAt::Beginning)],
+            opts,
+            &Checkpoints::new(),
+        )
+    }
+
     #[test]
     fn a_rotated_file_is_closed_after_rotate_wait_and_its_partial_line_flushed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("app.log");
         let old = dir.path().join("app.log.1");
-        let opts = TailerOptions {
-            rotate_wait: Duration::ZERO,
-            ..options()
-        };
-        let mut t = Tailer::new(
-            vec![spec(&log, StartAt::Beginning)],
-            opts,
-            &Checkpoints::new(),
-        );
+        let mut t = closing_at_once(&log);
         append(&log, b"1\npart");
         assert_eq!(poll_lines(&mut t), ["1"]);
 
@@ -2229,15 +2245,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("app.log");
         let old = dir.path().join("app.log.1");
-        let opts = TailerOptions {
-            rotate_wait: Duration::ZERO,
-            ..options()
-        };
-        let mut t = Tailer::new(
-            vec![spec(&log, StartAt::Beginning)],
-            opts,
-            &Checkpoints::new(),
-        );
+        let mut t = closing_at_once(&log);
         append(&log, b"1\n");
         assert_eq!(poll_lines(&mut t), ["1"]);
         // Rotated, but the service never reopens its log: it writes on to
